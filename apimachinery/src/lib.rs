@@ -1,0 +1,9 @@
+//! Type-independent API machinery shared by the apiserver and clients: the OpenAPI schemas of
+//! the built-in types, patch application, strict field validation, protobuf request bodies and
+//! label/field selectors.
+
+pub mod fieldvalidation;
+pub mod patch;
+pub mod protobuf;
+pub mod schema;
+pub mod selector;

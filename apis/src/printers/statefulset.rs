@@ -1,0 +1,65 @@
+//! `kubectl get statefulsets`: ready/desired replicas and (wide) containers and images.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
+use super::{containers, fields};
+
+pub(super) const COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Ready",
+        "string",
+        "Ready replicas out of desired replicas.",
+        0,
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+];
+
+pub(super) fn cells(sts: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (names, images) =
+        containers::names_and_images(fields::get(sts, &["spec", "template", "spec"]));
+    vec![
+        fields::name(sts).into(),
+        format!(
+            "{}/{}",
+            fields::int(sts, &["status", "readyReplicas"]),
+            fields::int(sts, &["spec", "replicas"])
+        )
+        .into(),
+        fields::age(sts, now).into(),
+        names.into(),
+        images.into(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{ago, now};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn statefulset_row() {
+        let sts = json!({
+            "metadata": {"name": "postgres", "creationTimestamp": ago(4 * 3600)},
+            "spec": {"replicas": 3, "serviceName": "postgres",
+                     "template": {"spec": {"containers": [
+                         {"name": "postgres", "image": "postgres:16"}]}}},
+            "status": {"replicas": 3, "readyReplicas": 3}
+        });
+        assert_eq!(
+            cells(&sts, now()),
+            vec![
+                json!("postgres"),
+                json!("3/3"),
+                json!("4h"),
+                json!("postgres"),
+                json!("postgres:16"),
+            ]
+        );
+    }
+}
