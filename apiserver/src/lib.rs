@@ -1,6 +1,7 @@
 //! ferrokube's kube-apiserver: the Kubernetes API over etcd.
 
 pub mod admission;
+pub mod auth;
 pub mod endpoints;
 pub mod errors;
 pub mod metrics;

@@ -76,6 +76,9 @@ pub struct Options {
     /// Log format: text or json.
     #[arg(long = "logging-format", default_value = "text")]
     pub logging_format: component_base::logging::Format,
+
+    #[command(flatten)]
+    pub auth: crate::auth::AuthOptions,
 }
 
 /// Parses Go-style durations: `300ms`, `5s`, `5m`, `1h`, `1h30m`.

@@ -8,7 +8,7 @@ use component_base::health::{HealthChecks, Probe};
 
 use crate::{
     admission::{self, Chain},
-    endpoints,
+    auth, endpoints,
     metrics::Metrics,
     options::Options,
     registry::{
@@ -59,7 +59,8 @@ impl ApiServer {
     /// Connects to etcd, fills the caches and builds the server state.
     pub async fn new(options: &Options) -> anyhow::Result<ApiServer> {
         let root = format!("{}/", options.etcd_prefix.trim_end_matches('/'));
-        let etcd = Etcd::connect(&options.etcd_servers)
+        let metrics = Metrics::new().context("registering metrics")?;
+        let etcd = Etcd::connect(&options.etcd_servers, Some(metrics.etcd_duration.clone()))
             .await
             .context("connecting to etcd")?;
         let mut caches = HashMap::new();
@@ -92,7 +93,7 @@ impl ApiServer {
             caches,
             reflector,
             admission,
-            metrics: Metrics::new().context("registering metrics")?,
+            metrics,
             config: Config {
                 service_ip_range: IpRange::parse(&options.service_cluster_ip_range)
                     .map_err(anyhow::Error::msg)
@@ -131,6 +132,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     bootstrap::run(&server)
         .await
         .map_err(|e| anyhow::anyhow!("creating bootstrap objects: {}", e.message))?;
+    let auth = Arc::new(auth::Auth::new(server.clone(), &options.auth)?);
+    auth.bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the bootstrap RBAC policy: {}", e.message))?;
     let advertise = server.advertise_address;
     tokio::spawn(bootstrap::reconcile_endpoints(server.clone(), advertise));
     tokio::spawn(compactor::run(
@@ -157,7 +162,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
         _ => anyhow::bail!("--tls-cert-file and --tls-private-key-file go together"),
     };
-    let tls = component_base::tls::server_config(&cert, &key)?;
+    let tls = component_base::tls::server_config_with_client_ca(
+        &cert,
+        &key,
+        options.auth.client_ca_file.as_deref(),
+    )?;
 
     let mut health = HealthChecks::new();
     let etcd = server.etcd.clone();
@@ -171,7 +180,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 .map_err(|e| e.to_string())
         }
     });
-    let router = endpoints::router(server.clone(), health);
+    let router = auth::wrap(endpoints::router(server.clone(), health), auth);
     let listener = tokio::net::TcpListener::bind((options.bind_address, options.secure_port))
         .await
         .with_context(|| {

@@ -10,6 +10,7 @@ use hyper_util::{
     server::{conn::auto::Builder, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -17,6 +18,11 @@ use tower::ServiceExt;
 /// The address of the client a request came from, inserted into every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
+
+/// The certificate chain a TLS client presented (leaf first), already verified against the
+/// server's client CA; inserted into the extensions of every request on that connection.
+#[derive(Debug, Clone)]
+pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
 
 /// Serves `router` on `listener` until `shutdown` completes, then waits up to `grace` for open
 /// connections to finish. With `tls`, every connection is a TLS connection.
@@ -47,10 +53,15 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = TowerToHyperService::new(router.map_request(move |mut req: Request<_>| {
-            req.extensions_mut().insert(PeerAddr(peer));
-            req
-        }));
+        let service = move |certs: Option<PeerCertificates>| {
+            TowerToHyperService::new(router.map_request(move |mut req: Request<_>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                if let Some(certs) = &certs {
+                    req.extensions_mut().insert(certs.clone());
+                }
+                req
+            }))
+        };
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
@@ -58,8 +69,14 @@ pub async fn serve(
             let result = match acceptor {
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(tls) => {
+                        let certs = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .filter(|c| !c.is_empty())
+                            .map(|c| PeerCertificates(Arc::new(c.to_vec())));
                         let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                            .serve_connection_with_upgrades(TokioIo::new(tls), service(certs))
                             .into_owned();
                         watcher.watch(conn).await
                     }
@@ -70,7 +87,7 @@ pub async fn serve(
                 },
                 None => {
                     let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service(None))
                         .into_owned();
                     watcher.watch(conn).await
                 }

@@ -37,6 +37,8 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("building the TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("building the client certificate verifier: {0}")]
+    ClientVerifier(String),
 }
 
 /// The crypto provider every ferrokube TLS endpoint uses (one crypto stack for the workspace).
@@ -78,10 +80,36 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// A server configuration offering HTTP/2 and HTTP/1.1 with the given certificate and key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(load_certs(cert)?, load_key(key)?)?;
+    server_config_with_client_ca(cert, key, None)
+}
+
+/// Like [`server_config`], and with `client_ca` also asks clients for a certificate signed by
+/// one of the CAs in that PEM bundle. Clients without a certificate are still let in (they
+/// authenticate otherwise, or are anonymous); a certificate that does not verify fails the
+/// handshake.
+pub fn server_config_with_client_ca(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in load_certs(path)? {
+                roots.add(ca)?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| TlsError::ClientVerifier(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(load_certs(cert)?, load_key(key)?)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

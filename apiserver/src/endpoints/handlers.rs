@@ -282,7 +282,7 @@ async fn create(req: &Request<'_>) -> ApiResult<Response> {
     let opts = req.query.write_options()?;
     let created = req
         .store()
-        .create(&req.info.namespace, obj, &opts, &mut warnings)
+        .create(&req.info.namespace, obj, &opts)
         .await?;
     Ok(object_response(
         req,
@@ -303,9 +303,7 @@ async fn update(req: &Request<'_>, sub: Option<Subresource>) -> ApiResult<Respon
             &req.info.name,
             obj,
             sub,
-            &opts,
-            &mut warnings,
-        )
+            &opts)
         .await?;
     let code = if created {
         StatusCode::CREATED

@@ -129,6 +129,17 @@ impl Filter {
     }
 }
 
+/// The long-running request and registered-watcher gauges of one watch, decremented when the
+/// stream ends however it ends.
+struct WatchGauges(prometheus::IntGauge, prometheus::IntGauge);
+
+impl Drop for WatchGauges {
+    fn drop(&mut self) {
+        self.0.dec();
+        self.1.dec();
+    }
+}
+
 /// Serves a watch request.
 pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
     let mut opts = req.query.list_options(req.storage)?;
@@ -188,6 +199,13 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
         "apiserver",
     ];
     let gauge = server.metrics.longrunning.with_label_values(&labels);
+    let watchers = server
+        .metrics
+        .watchers
+        .with_label_values(&[req.def.group, req.def.version, req.def.kind]);
+    watchers.inc();
+    gauge.inc();
+    let gauge = WatchGauges(gauge, watchers);
     let events_counter = server.metrics.watch_events.with_label_values(&[
         req.def.group,
         req.def.version,
@@ -213,11 +231,10 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
             initial.push(encoder.bookmark(snapshot.rv, true));
         }
         tokio::spawn(async move {
-            gauge.inc();
-            for chunk in initial {
+            let _gauges = gauge;
+                        for chunk in initial {
                 if tx.send(chunk).await.is_err() {
-                    gauge.dec();
-                    return;
+                                        return;
                 }
             }
             from_cache(
@@ -232,8 +249,7 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
                 events_counter,
             )
             .await;
-            gauge.dec();
-        });
+                    });
     } else {
         let start: i64 = rv
             .parse()
@@ -252,14 +268,13 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
         match cache.watch_from(start) {
             WatchStart::Events(past, live) => {
                 tokio::spawn(async move {
-                    gauge.inc();
-                    let mut last = start;
+            let _gauges = gauge;
+                                        let mut last = start;
                     for ev in past {
                         last = ev.rv;
                         if let Some(kind) = filter.translate(&ev) {
                             if tx.send(encoder.event(kind, &ev.object)).await.is_err() {
-                                gauge.dec();
-                                return;
+                                                                return;
                             }
                         }
                     }
@@ -275,8 +290,7 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
                         events_counter,
                     )
                     .await;
-                    gauge.dec();
-                });
+                                    });
             }
             WatchStart::TooOld { .. } => {
                 let etcd_prefix = format!(
@@ -288,10 +302,9 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
                 let def = req.storage;
                 let base = req.storage.storage_prefix(&server.root);
                 tokio::spawn(async move {
-                    gauge.inc();
-                    from_etcd(tx, stream, def, base, start, filter, encoder, timeout).await;
-                    gauge.dec();
-                });
+            let _gauges = gauge;
+                                        from_etcd(tx, stream, def, base, start, filter, encoder, timeout).await;
+                                    });
             }
         }
     }

@@ -33,9 +33,8 @@ async fn ensure(
         Err(e) if e.code == 404 => {}
         Err(e) => return Err(e),
     }
-    let mut warnings = Vec::new();
     match store
-        .create(ns, obj, &Default::default(), &mut warnings)
+        .create(ns, obj, &Default::default())
         .await
     {
         Ok(_) => Ok(()),
@@ -155,16 +154,13 @@ async fn write_endpoints(server: &ApiServer, addresses: &[String]) -> ApiResult<
         if let Some(c) = &current {
             obj["metadata"]["resourceVersion"] = json!(meta::resource_version(c));
         }
-        let mut warnings = Vec::new();
         store
             .update(
                 "default",
                 "kubernetes",
                 obj,
                 None,
-                &Default::default(),
-                &mut warnings,
-            )
+                &Default::default())
             .await?;
     }
     let slice_def = def("discovery.k8s.io", "endpointslices")?;
@@ -177,7 +173,6 @@ async fn write_endpoints(server: &ApiServer, addresses: &[String]) -> ApiResult<
         "endpoints": addresses.iter().map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}})).collect::<Vec<_>>(),
         "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
     });
-    let mut warnings = Vec::new();
     match slices.read("default", "kubernetes").await {
         Ok((current, _)) => {
             if current.get("endpoints") != desired.get("endpoints")
@@ -191,15 +186,13 @@ async fn write_endpoints(server: &ApiServer, addresses: &[String]) -> ApiResult<
                         "kubernetes",
                         obj,
                         None,
-                        &Default::default(),
-                        &mut warnings,
-                    )
+                        &Default::default())
                     .await?;
             }
         }
         Err(e) if e.code == 404 => {
             slices
-                .create("default", desired, &Default::default(), &mut warnings)
+                .create("default", desired, &Default::default())
                 .await?;
         }
         Err(e) => return Err(e),

@@ -278,14 +278,7 @@ impl<'a> Store<'a> {
     }
 
     /// POST.
-    pub async fn create(
-        &self,
-        ns: &str,
-        mut obj: Value,
-        opts: &WriteOptions,
-        warnings: &mut Vec<String>,
-    ) -> ApiResult<Value> {
-        let _ = warnings;
+    pub async fn create(&self, ns: &str, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
         if self.def.namespaced && self.server.config.namespace_lifecycle {
             crate::admission::namespace_lifecycle::check_create(self.server, ns).await?;
         }
@@ -347,6 +340,7 @@ impl<'a> Store<'a> {
         ns: &str,
         name: &str,
         allow_create: bool,
+        dry_run: bool,
         mut update: F,
     ) -> ApiResult<(Value, bool)>
     where
@@ -369,6 +363,7 @@ impl<'a> Store<'a> {
             let (mut new, retry_on_conflict) = match step {
                 UpdateStep::Write { object, retry } => (object, retry),
                 UpdateStep::Unchanged(obj) => return Ok((obj, false)),
+                UpdateStep::Delete if dry_run => return Ok((old.unwrap_or_default(), false)),
                 UpdateStep::Delete => {
                     let deleted_at = self
                         .server
@@ -388,6 +383,9 @@ impl<'a> Store<'a> {
                     }
                 }
             };
+            if dry_run {
+                return Ok((new, old.is_none()));
+            }
             let result = match &old {
                 Some(old) => {
                     if encode(old) == encode(&new) {
@@ -419,9 +417,7 @@ impl<'a> Store<'a> {
         incoming: Value,
         sub: Option<Subresource>,
         opts: &WriteOptions,
-        warnings: &mut Vec<String>,
     ) -> ApiResult<(Value, bool)> {
-        let _ = (opts, warnings);
         let body_name = meta::name(&incoming);
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::bad_request(format!(
@@ -440,7 +436,7 @@ impl<'a> Store<'a> {
             crate::admission::namespace_lifecycle::check_create(self.server, ns).await?;
         }
         let (obj, created) = self
-            .guaranteed_update(ns, name, allow_create, |old| {
+            .guaranteed_update(ns, name, allow_create, opts.dry_run, |old| {
                 if let Some(old) = old {
                     if !precondition.is_empty() && precondition != meta::resource_version(old) {
                         return Err(ApiError::modified(self.def, name));
@@ -600,7 +596,7 @@ impl<'a> Store<'a> {
             .map(|r| r.definition)
             .unwrap_or_default();
         let (obj, _) = self
-            .guaranteed_update(ns, name, false, |old| {
+            .guaranteed_update(ns, name, false, opts.dry_run, |old| {
                 let Some(old) = old else {
                     return Err(ApiError::not_found(self.def, name));
                 };
@@ -625,7 +621,7 @@ impl<'a> Store<'a> {
         let def = self.def;
         let mut gone = false;
         let (obj, _) = self
-            .guaranteed_update(ns, name, false, |old| {
+            .guaranteed_update(ns, name, false, opts.dry_run, |old| {
                 let Some(old) = old else {
                     return Err(ApiError::not_found(def, name));
                 };
@@ -835,7 +831,7 @@ impl Store<'_> {
         F: FnMut(&Value) -> ApiResult<Value>,
     {
         let (obj, _) = self
-            .guaranteed_update(ns, name, false, |old| {
+            .guaranteed_update(ns, name, false, false, |old| {
                 let Some(old) = old else {
                     return Err(ApiError::not_found(self.def, name));
                 };

@@ -56,6 +56,13 @@ pub struct Range {
 #[derive(Clone)]
 pub struct Etcd {
     client: Client,
+    /// `etcd_request_duration_seconds{operation, type}`.
+    latency: Option<prometheus::HistogramVec>,
+}
+
+/// The object type of a key for metrics: the resource segment of `/registry/<resource>/...`.
+fn key_type(key: &str) -> &str {
+    key.trim_start_matches('/').split('/').nth(1).unwrap_or("")
 }
 
 const RETRIES: usize = 3;
@@ -63,7 +70,10 @@ const RETRIES: usize = 3;
 impl Etcd {
     /// Connects to any of `endpoints`; requests are balanced over all of them, so losing one
     /// member of a cluster does not fail requests.
-    pub async fn connect(endpoints: &[String]) -> Result<Etcd, StorageError> {
+    pub async fn connect(
+        endpoints: &[String],
+        latency: Option<prometheus::HistogramVec>,
+    ) -> Result<Etcd, StorageError> {
         let endpoints: Vec<String> = endpoints
             .iter()
             .map(|e| e.trim_start_matches("http://").to_string())
@@ -75,15 +85,20 @@ impl Etcd {
             .with_keep_alive_while_idle(true)
             .with_require_leader(true);
         let client = Client::connect(endpoints, Some(options)).await?;
-        Ok(Etcd { client })
+        Ok(Etcd { client, latency })
     }
 
-    /// Runs `op` again on transient failures (a member going away mid-request).
-    async fn retry<T, F, Fut>(&self, op: F) -> Result<T, StorageError>
+    /// Runs `op` again on transient failures (a member going away mid-request), recording
+    /// its latency as `operation` on the type of `key`.
+    async fn retry<T, F, Fut>(&self, operation: &str, key: &str, op: F) -> Result<T, StorageError>
     where
         F: Fn(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
+        let _timer = self
+            .latency
+            .as_ref()
+            .map(|h| h.with_label_values(&[operation, key_type(key)]).start_timer());
         let mut attempt = 0;
         loop {
             match op(self.client.clone()).await {
@@ -101,7 +116,7 @@ impl Etcd {
     /// Reads one key.
     pub async fn get(&self, key: &str) -> Result<Option<Kv>, StorageError> {
         let resp = self
-            .retry(|mut c| async move { c.get(key, None).await })
+            .retry("get", key, |mut c: Client| async move { c.get(key, None).await })
             .await?;
         Ok(resp.kvs().first().map(to_kv))
     }
@@ -118,7 +133,7 @@ impl Etcd {
         let end = prefix_end(prefix);
         let from = start.unwrap_or(prefix).to_string();
         let resp = self
-            .retry(|mut c| {
+            .retry("list", prefix, |mut c: Client| {
                 let from = from.clone();
                 let end = end.clone();
                 async move {
@@ -147,9 +162,9 @@ impl Etcd {
     /// The store's current revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
         let resp = self
-            .retry(
-                |mut c| async move { c.get("/", Some(GetOptions::new().with_count_only())).await },
-            )
+            .retry("current_revision", "", |mut c: Client| async move {
+                c.get("/", Some(GetOptions::new().with_count_only())).await
+            })
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
@@ -160,7 +175,7 @@ impl Etcd {
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value, None)]);
         let resp = self
-            .retry(|mut c| {
+            .retry("create", key, |mut c: Client| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })
@@ -183,7 +198,7 @@ impl Etcd {
             .and_then([TxnOp::put(key, value, None)])
             .or_else([TxnOp::get(key, None)]);
         let resp = self
-            .retry(|mut c| {
+            .retry("update", key, |mut c: Client| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })
@@ -201,7 +216,7 @@ impl Etcd {
             .and_then([TxnOp::delete(key, None)])
             .or_else([TxnOp::get(key, None)]);
         let resp = self
-            .retry(|mut c| {
+            .retry("delete", key, |mut c: Client| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })
@@ -215,7 +230,7 @@ impl Etcd {
     /// Puts `key` unconditionally (bookkeeping keys such as allocator state).
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<i64, StorageError> {
         let resp = self
-            .retry(|mut c| {
+            .retry("put", key, |mut c: Client| {
                 let value = value.clone();
                 async move { c.put(key, value, None).await }
             })
@@ -311,6 +326,12 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_type_is_the_resource_segment() {
+        assert_eq!(key_type("/registry/pods/ns/p"), "pods");
+        assert_eq!(key_type(""), "");
+    }
 
     #[test]
     fn prefix_end_increments_last_byte() {

@@ -1,0 +1,413 @@
+//! kube-proxy end to end, in each of its three modes, on hosts built from network namespaces.
+//!
+//! Topology (every name is unique per test, everything is removed at the end):
+//!
+//! ```text
+//!  host ns: test process, etcd, kube-apiserver on 127.0.0.1, and a TCP relay on 10.250.X.1
+//!     | veth (10.250.X.1 <-> 10.250.X.2)
+//!  node ns: kube-proxy (its rules live here), bridge br0 10.244.0.1/24, vc0 10.99.0.1/24
+//!     | br0                                  | vc0
+//!  b1 b2 b3 ns: busybox httpd on :8080,       client ns: 10.99.0.2, the off-node client
+//!  each answering with its own name
+//! ```
+//!
+//! kube-proxy runs inside the node namespace and reaches the apiserver through the relay, so the
+//! packet filter state it writes never touches the host's own namespace.
+
+use std::{
+    collections::BTreeSet,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use integration_tests::{binary, ApiServer, Etcd, Process};
+use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api,
+};
+use serde_json::json;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn sh(args: &[&str]) -> Result<String> {
+    let out = Command::new(args[0]).args(&args[1..]).output()?;
+    if !out.status.success() {
+        bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The namespaces and links of one test, deleted on drop.
+struct Topology {
+    prefix: String,
+    subnet: u32,
+}
+
+impl Topology {
+    fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    fn host_ip(&self) -> String {
+        format!("10.250.{}.1", self.subnet)
+    }
+
+    fn build() -> Result<Topology> {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let prefix = format!("kp{}x{n}", pid % 100_000);
+        let subnet = (pid * 7 + n * 13) % 250 + 1;
+        let t = Topology { prefix, subnet };
+        let node = t.ns("node");
+        for ns in ["node", "client", "b1", "b2", "b3"] {
+            sh(&["ip", "netns", "add", &t.ns(ns)])?;
+            sh(&["ip", "-n", &t.ns(ns), "link", "set", "lo", "up"])?;
+        }
+        let host_if = format!("{}h", t.prefix);
+        sh(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", "uplink", "netns", &node])?;
+        sh(&["ip", "addr", "add", &format!("{}/30", t.host_ip()), "dev", &host_if])?;
+        sh(&["ip", "link", "set", &host_if, "up"])?;
+        sh(&["ip", "-n", &node, "addr", "add", &format!("10.250.{}.2/30", t.subnet), "dev", "uplink"])?;
+        sh(&["ip", "-n", &node, "link", "set", "uplink", "up"])?;
+        sh(&["ip", "-n", &node, "route", "add", "default", "via", &t.host_ip()])?;
+        sh(&["ip", "netns", "exec", &node, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        sh(&["ip", "-n", &node, "link", "add", "br0", "type", "bridge"])?;
+        sh(&["ip", "-n", &node, "addr", "add", "10.244.0.1/24", "dev", "br0"])?;
+        sh(&["ip", "-n", &node, "link", "set", "br0", "up"])?;
+        for i in 1..=3 {
+            let b = t.ns(&format!("b{i}"));
+            let port = format!("vb{i}");
+            sh(&["ip", "-n", &node, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &b])?;
+            sh(&["ip", "-n", &node, "link", "set", &port, "master", "br0", "up"])?;
+            sh(&["ip", "-n", &b, "addr", "add", &format!("10.244.0.1{i}/24"), "dev", "eth0"])?;
+            sh(&["ip", "-n", &b, "link", "set", "eth0", "up"])?;
+            sh(&["ip", "-n", &b, "route", "add", "default", "via", "10.244.0.1"])?;
+        }
+        let client = t.ns("client");
+        sh(&["ip", "-n", &node, "link", "add", "vc0", "type", "veth", "peer", "name", "eth0", "netns", &client])?;
+        sh(&["ip", "-n", &node, "addr", "add", "10.99.0.1/24", "dev", "vc0"])?;
+        sh(&["ip", "-n", &node, "link", "set", "vc0", "up"])?;
+        sh(&["ip", "-n", &client, "addr", "add", "10.99.0.2/24", "dev", "eth0"])?;
+        sh(&["ip", "-n", &client, "link", "set", "eth0", "up"])?;
+        sh(&["ip", "-n", &client, "route", "add", "default", "via", "10.99.0.1"])?;
+        Ok(t)
+    }
+
+    /// An HTTP GET from namespace `ns`: Ok(body) or Err(curl exit code).
+    fn get(&self, ns: &str, url: &str) -> std::result::Result<String, i32> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(ns), "curl", "-s", "--connect-timeout", "2", "-m", "4", url])
+            .output()
+            .map_err(|_| -1)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(out.status.code().unwrap_or(-1))
+        }
+    }
+
+    fn names(&self, url: &str, n: usize) -> Result<Vec<String>> {
+        (0..n)
+            .map(|_| self.get("client", url).map_err(|c| anyhow::anyhow!("GET {url} failed: curl exit {c}")))
+            .collect()
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) -> Result<String> {
+        let mut full = vec!["ip", "netns", "exec"];
+        let name = self.ns(ns);
+        full.push(&name);
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for ns in ["client", "b1", "b2", "b3", "node"] {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(ns)]).status();
+        }
+        let _ = Command::new("ip").args(["link", "del", &format!("{}h", self.prefix)]).status();
+    }
+}
+
+/// A TCP relay from the node-facing host address to the apiserver on loopback.
+async fn relay(listen: String, to: u16) -> Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(format!("{listen}:0")).await?;
+    let addr = listener.local_addr()?.to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Everything one scenario runs on. Field order is drop order: processes before namespaces.
+struct Cluster {
+    proxy: Option<Process>,
+    _backends: Vec<Process>,
+    relay: tokio::task::JoinHandle<()>,
+    dir: tempfile::TempDir,
+    api: ApiServer,
+    _etcd: Etcd,
+    topo: Topology,
+    client: kube::Client,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
+}
+
+impl Cluster {
+    async fn start(mode: Option<&str>) -> Result<Cluster> {
+        let topo = Topology::build()?;
+        let etcd = Etcd::start()?;
+        let api = ApiServer::start(&etcd)?;
+        let client = api.client().await?;
+        let (relay_addr, relay) = relay(topo.host_ip(), api.port).await?;
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{relay_addr}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: admin-token\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"
+            ),
+        )?;
+        let mut backends = Vec::new();
+        for i in 1..=3 {
+            let root = dir.path().join(format!("b{i}"));
+            std::fs::create_dir_all(&root)?;
+            std::fs::write(root.join("index.html"), format!("b{i}\n"))?;
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &topo.ns(&format!("b{i}")), "busybox", "httpd", "-f", "-p", "8080", "-h"])
+                .arg(&root);
+            backends.push(Process::spawn(cmd, dir.path().join(format!("b{i}.log")))?);
+        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &topo.ns("node")])
+            .arg(binary("kube-proxy"))
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args([
+                "--hostname-override=node-a",
+                "--cluster-cidr=10.244.0.0/16",
+                "--nodeport-addresses=10.99.0.0/24",
+                "--healthz-bind-address=0.0.0.0:10256",
+                "--metrics-bind-address=0.0.0.0:10249",
+                "--iptables-min-sync-period=100ms",
+                "-v=2",
+            ]);
+        if let Some(m) = mode {
+            cmd.arg(format!("--proxy-mode={m}"));
+        }
+        let proxy = Process::spawn(cmd, dir.path().join("kube-proxy.log"))?;
+        let cluster = Cluster {
+            proxy: Some(proxy),
+            _backends: backends,
+            relay,
+            dir,
+            api,
+            _etcd: etcd,
+            topo,
+            client,
+        };
+        cluster.wait("kube-proxy /healthz", Duration::from_secs(30), || {
+            cluster.topo.get("client", "http://10.99.0.1:10256/healthz").is_ok()
+        })?;
+        Ok(cluster)
+    }
+
+    fn log(&self) -> String {
+        self.proxy.as_ref().map(Process::log_text).unwrap_or_default()
+    }
+
+    fn wait(&self, what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("{what} not reached within {timeout:?}; kube-proxy log:\n{}", self.log())
+    }
+
+    /// Creates a Service and returns (cluster IP, node port).
+    async fn service(&self, name: &str, extra: serde_json::Value) -> Result<(String, Option<i32>)> {
+        let mut spec = json!({
+            "type": "NodePort",
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            spec[k] = v.clone();
+        }
+        let svc: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec,
+        }))?;
+        let api: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        let created = api.create(&PostParams::default(), &svc).await?;
+        let spec = created.spec.context("service without spec")?;
+        let ip = spec.cluster_ip.context("no cluster IP allocated")?;
+        let np = spec.ports.and_then(|p| p.first().and_then(|p| p.node_port));
+        Ok((ip, np))
+    }
+
+    /// Writes the EndpointSlice of `service`: (backend index, ready, node name).
+    async fn endpoints(&self, service: &str, eps: &[(u8, bool, &str)]) -> Result<()> {
+        let endpoints: Vec<serde_json::Value> = eps
+            .iter()
+            .map(|(i, ready, node)| {
+                json!({
+                    "addresses": [format!("10.244.0.1{i}")],
+                    "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                    "nodeName": node,
+                })
+            })
+            .collect();
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{service}-1"), "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints,
+        }))?;
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
+        api.patch(
+            &format!("{service}-1"),
+            &PatchParams::apply("kube-proxy-test").force(),
+            &Patch::Apply(&slice),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn distinct(names: &[String]) -> BTreeSet<&str> {
+    names.iter().map(String::as_str).collect()
+}
+
+/// The whole walk-through for one mode.
+async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
+    let c = Cluster::start(mode).await?;
+    assert!(
+        c.log().contains("using proxy mode") && c.log().contains(expect_mode),
+        "no mode log line for {expect_mode}:\n{}",
+        c.log()
+    );
+
+    // ClusterIP and NodePort reach every ready backend, spread across them.
+    let (ip, np) = c.service("web", json!({})).await?;
+    let np = np.context("no node port allocated")?;
+    c.endpoints("web", &[(1, true, "node-a"), (2, true, "node-a"), (3, true, "node-a")]).await?;
+    let cluster_url = format!("http://{ip}/");
+    let node_url = format!("http://10.99.0.1:{np}/");
+    c.wait("the ClusterIP answering", Duration::from_secs(20), || c.topo.get("client", &cluster_url).is_ok())?;
+    let all: BTreeSet<&str> = ["b1", "b2", "b3"].into_iter().collect();
+    let names = c.topo.names(&cluster_url, 30)?;
+    assert_eq!(distinct(&names), all, "ClusterIP spread: {names:?}");
+    let names = c.topo.names(&node_url, 30)?;
+    assert_eq!(distinct(&names), all, "NodePort spread: {names:?}");
+    let from_node = c.topo.exec("node", &["curl", "-s", "-m", "4", &cluster_url])?;
+    assert!(from_node.starts_with('b'), "ClusterIP from the node itself: {from_node:?}");
+
+    // A backend marked not ready stops receiving traffic within one sync.
+    c.endpoints("web", &[(1, true, "node-a"), (2, false, "node-a"), (3, true, "node-a")]).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let names = c.topo.names(&cluster_url, 30)?;
+    assert_eq!(distinct(&names), ["b1", "b3"].into_iter().collect(), "after b2 went unready: {names:?}");
+
+    // ClientIP affinity pins a client to one backend.
+    let (sticky_ip, _) = c
+        .service(
+            "sticky",
+            json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 300}}}),
+        )
+        .await?;
+    c.endpoints("sticky", &[(1, true, "node-a"), (2, true, "node-a"), (3, true, "node-a")]).await?;
+    let sticky_url = format!("http://{sticky_ip}/");
+    c.wait("the sticky service answering", Duration::from_secs(20), || c.topo.get("client", &sticky_url).is_ok())?;
+    let names = c.topo.names(&sticky_url, 15)?;
+    assert_eq!(distinct(&names).len(), 1, "affinity did not pin: {names:?}");
+
+    // A service with no endpoints is refused at once, not black-holed.
+    let (empty_ip, empty_np) = c.service("empty", json!({})).await?;
+    let empty_np = empty_np.context("no node port")?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for url in [format!("http://{empty_ip}/"), format!("http://10.99.0.1:{empty_np}/")] {
+        let start = Instant::now();
+        let result = c.topo.get("client", &url);
+        assert_eq!(result, Err(7), "{url} should be refused; log:\n{}", c.log());
+        assert!(start.elapsed() < Duration::from_millis(1500), "{url} was not refused at once");
+    }
+
+    // externalTrafficPolicy Local keeps node-port traffic on this node's endpoints, and the
+    // health-check node port reports the local endpoint.
+    let (_, local_np) = c
+        .service(
+            "local",
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 32555}),
+        )
+        .await?;
+    let local_np = local_np.context("no node port")?;
+    c.endpoints("local", &[(1, true, "node-a"), (3, true, "node-b")]).await?;
+    let local_url = format!("http://10.99.0.1:{local_np}/");
+    c.wait("the Local service answering", Duration::from_secs(20), || c.topo.get("client", &local_url).is_ok())?;
+    let names = c.topo.names(&local_url, 20)?;
+    assert_eq!(distinct(&names), ["b1"].into_iter().collect(), "Local policy left the node: {names:?}");
+    let hc = c.topo.get("client", "http://10.99.0.1:32555/").map_err(|e| anyhow::anyhow!("health check node port: curl {e}"))?;
+    assert!(hc.contains("\"localEndpoints\":1"), "health check body: {hc}");
+
+    // Health and metrics.
+    let healthz = c.topo.get("client", "http://10.99.0.1:10256/healthz").map_err(|e| anyhow::anyhow!("healthz: {e}"))?;
+    assert!(healthz.contains("lastUpdated"), "{healthz}");
+    let metrics = c
+        .topo
+        .exec("node", &["curl", "-s", "-m", "4", "http://127.0.0.1:10249/metrics"])?;
+    assert!(metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count"), "{metrics}");
+    assert!(metrics.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds"), "{metrics}");
+
+    // --cleanup leaves nothing behind.
+    let mut c = c;
+    if let Some(mut p) = c.proxy.take() {
+        p.terminate();
+    }
+    c.topo.exec("node", &[&binary("kube-proxy").display().to_string(), "--cleanup"])?;
+    let ruleset = c.topo.exec("node", &["nft", "list", "ruleset"])?;
+    assert!(!ruleset.contains("kube-proxy"), "nftables left behind:\n{ruleset}");
+    for save in ["iptables-nft-save", "iptables-legacy-save"] {
+        let rules = c.topo.exec("node", &[save])?;
+        assert!(!rules.contains("KUBE-"), "{save} left behind:\n{rules}");
+    }
+    let addrs = c.topo.exec("node", &["ip", "-o", "addr", "show"])?;
+    assert!(!addrs.contains("kube-proxy"), "interface addresses left behind:\n{addrs}");
+    assert!(c.topo.get("client", &cluster_url).is_err(), "the ClusterIP still answers after --cleanup");
+    let _ = &c.dir;
+    let _ = &c.api;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nftables_mode_is_detected_and_proxies_services() -> Result<()> {
+    scenario(None, "nftables").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iptables_mode_proxies_services() -> Result<()> {
+    scenario(Some("iptables"), "iptables").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userspace_mode_proxies_services() -> Result<()> {
+    scenario(Some("userspace"), "userspace").await
+}

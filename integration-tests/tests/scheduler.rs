@@ -1,0 +1,508 @@
+//! kube-scheduler against the real apiserver and etcd: each filter and score plugin changes the
+//! chosen node as upstream's would, FailedScheduling shows in `kubectl describe`, the explain
+//! endpoint names the rejecting plugin per node, preemption evicts the right victim, and two
+//! replicas never bind a pod twice and fail over.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use integration_tests::{binary, free_port, output_text, ApiServer, Etcd, Process};
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{Event, Node, Pod},
+};
+use kube::{
+    api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    Client,
+};
+use serde_json::{json, Value};
+
+struct Cluster {
+    api: ApiServer,
+    client: Client,
+    _etcd: Etcd,
+}
+
+async fn cluster() -> Result<Cluster> {
+    let etcd = Etcd::start()?;
+    let api = ApiServer::start(&etcd)?;
+    let client = api.client().await?;
+    Ok(Cluster {
+        api,
+        client,
+        _etcd: etcd,
+    })
+}
+
+struct Scheduler {
+    process: Process,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Scheduler {
+    fn start(api: &ApiServer, config: Option<&str>, extra: &[&str]) -> Result<Scheduler> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut cmd = Command::new(binary("kube-scheduler"));
+        cmd.arg(format!("--kubeconfig={}", api.kubeconfig.display()))
+            .arg(format!("--secure-port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--cert-dir={}", dir.path().join("certs").display()))
+            .arg("-v=2")
+            .args(extra);
+        if let Some(text) = config {
+            let path = dir.path().join("config.yaml");
+            std::fs::write(&path, text)?;
+            cmd.arg(format!("--config={}", path.display()));
+        }
+        let process = Process::spawn(cmd, dir.path().join("scheduler.log"))?;
+        let s = Scheduler {
+            process,
+            port,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while s.get("/healthz").map(|(code, _)| code) != Ok(200) {
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("scheduler did not become healthy:\n{}", s.process.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(s)
+    }
+
+    /// GETs a path on the secure port: (status, body).
+    fn get(&self, path: &str) -> Result<(u16, String)> {
+        let out = Command::new("curl")
+            .args(["-sk", "-w", "\n%{http_code}"])
+            .arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+    }
+}
+
+/// A Ready node with `cpu` cores, 16Gi and 110 pods, plus labels, taints and images.
+async fn node(client: &Client, name: &str, cpu: &str, extra: Value) -> Result<()> {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut labels = json!({"kubernetes.io/hostname": name});
+    if let Some(l) = extra.get("labels").and_then(Value::as_object) {
+        for (k, v) in l {
+            labels[k] = v.clone();
+        }
+    }
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": extra.get("spec").cloned().unwrap_or(json!({})),
+    });
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    let resources = json!({"cpu": cpu, "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+    let status = json!({"status": {
+        "capacity": resources,
+        "allocatable": resources,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready"}],
+        "images": extra.get("images").cloned().unwrap_or(json!([])),
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+/// A pod with one container requesting `cpu`, merged with `spec`.
+async fn pod(client: &Client, name: &str, cpu: &str, spec: Value) -> Result<()> {
+    pod_with(client, name, json!({}), cpu, spec).await
+}
+
+async fn pod_with(client: &Client, name: &str, labels: Value, cpu: &str, spec: Value) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut container = json!({"name": "c", "image": "registry.k8s.io/pause:3.10",
+        "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}});
+    if let Some(ports) = spec.get("ports") {
+        container["ports"] = ports.clone();
+    }
+    if let Some(image) = spec.get("image") {
+        container["image"] = image.clone();
+    }
+    let mut body = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 30},
+    });
+    if let Some(obj) = spec.as_object() {
+        for (k, v) in obj {
+            if k != "ports" && k != "image" {
+                body["spec"][k] = v.clone();
+            }
+        }
+    }
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await
+        .with_context(|| format!("creating pod {name}"))?;
+    Ok(())
+}
+
+async fn get_pod(client: &Client, name: &str) -> Result<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    Ok(api.get(name).await?)
+}
+
+/// Waits for the pod to be bound and returns its node.
+async fn bound(client: &Client, name: &str) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let p = get_pod(client, name).await?;
+        if let Some(node) = p.spec.and_then(|s| s.node_name) {
+            return Ok(node);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("pod {name} was not bound within 20s: {:?}", p.status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deletes every pod and node, so the next scenario starts from an empty cluster.
+async fn reset(client: &Client) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    for p in pods.list(&ListParams::default()).await? {
+        let _ = pods.delete(p.metadata.name.as_deref().unwrap_or(""), &now).await;
+    }
+    for n in nodes.list(&ListParams::default()).await? {
+        let _ = nodes.delete(n.metadata.name.as_deref().unwrap_or(""), &now).await;
+    }
+    let start = Instant::now();
+    while !pods.list(&ListParams::default()).await?.items.is_empty()
+        || !nodes.list(&ListParams::default()).await?.items.is_empty()
+    {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("cluster did not empty");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the scheduler's watches catch up with the deletions.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(())
+}
+
+/// Two nodes `a` and `b`, one pod `p` with `spec`: the node it lands on.
+async fn choose(c: &Cluster, a: Value, b: Value, setup: Value, spec: Value) -> Result<String> {
+    reset(&c.client).await?;
+    node(&c.client, "a", "4", a).await?;
+    node(&c.client, "b", "4", b).await?;
+    for (i, existing) in setup.as_array().into_iter().flatten().enumerate() {
+        let name = format!("existing-{i}");
+        let cpu = existing.get("cpu").and_then(Value::as_str).unwrap_or("100m");
+        pod_with(
+            &c.client,
+            &name,
+            existing.get("labels").cloned().unwrap_or(json!({})),
+            cpu,
+            existing.get("spec").cloned().unwrap_or(json!({})),
+        )
+        .await?;
+        bound(&c.client, &name).await?;
+    }
+    pod(&c.client, "p", "100m", spec).await?;
+    bound(&c.client, "p").await
+}
+
+const CONFIG: &str = "apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: bin-packing
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_plugin_changes_the_chosen_node() -> Result<()> {
+    let c = cluster().await?;
+    let s = Scheduler::start(&c.api, Some(CONFIG), &["--leader-elect=false"])?;
+    let on = |n: &str| json!({"nodeName": n});
+
+    // NodeResourcesFit LeastAllocated (score): a already holds 2 cpu.
+    let got = choose(&c, json!({}), json!({}), json!([{"cpu": "2", "spec": on("a")}]), json!({})).await?;
+    assert_eq!(got, "b", "LeastAllocated");
+    // NodeResourcesFit (filter): b is emptier, but only a has room for 3 more cpu.
+    reset(&c.client).await?;
+    node(&c.client, "a", "8", json!({})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    pod(&c.client, "fill", "4", json!({"nodeName": "a"})).await?;
+    pod(&c.client, "big", "3500m", json!({})).await?;
+    assert_eq!(bound(&c.client, "big").await?, "a", "NodeResourcesFit filter");
+    // MostAllocated through a second profile: the fuller node wins.
+    let got = choose(&c, json!({}), json!({}), json!([{"cpu": "2", "spec": on("a")}]), json!({"schedulerName": "bin-packing"})).await?;
+    assert_eq!(got, "a", "MostAllocated profile");
+    // NodeAffinity: nodeSelector, required In, preferred terms.
+    let got = choose(&c, json!({"labels": {"disk": "ssd"}}), json!({}), json!([]), json!({"nodeSelector": {"disk": "ssd"}})).await?;
+    assert_eq!(got, "a", "nodeSelector");
+    let got = choose(&c, json!({"labels": {"zone": "z1"}}), json!({"labels": {"zone": "z2"}}), json!([]), json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["z1"]}]}]}}}})).await?;
+    assert_eq!(got, "b", "required node affinity NotIn");
+    let got = choose(&c, json!({}), json!({"labels": {"fast": "yes"}}), json!([]), json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]}}]}}})).await?;
+    assert_eq!(got, "b", "preferred node affinity");
+    // TaintToleration: NoSchedule filters, PreferNoSchedule scores.
+    let got = choose(&c, json!({"spec": {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}}), json!({}), json!([]), json!({})).await?;
+    assert_eq!(got, "b", "NoSchedule taint");
+    let got = choose(&c, json!({"spec": {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}}), json!({"spec": {"taints": [{"key": "other", "value": "y", "effect": "NoSchedule"}]}}), json!([]), json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "x", "effect": "NoSchedule"}]})).await?;
+    assert_eq!(got, "a", "tolerated taint");
+    let got = choose(&c, json!({"spec": {"taints": [{"key": "soft", "effect": "PreferNoSchedule"}]}}), json!({}), json!([]), json!({})).await?;
+    assert_eq!(got, "b", "PreferNoSchedule taint");
+    // NodeUnschedulable: a is cordoned.
+    let got = choose(&c, json!({"spec": {"unschedulable": true}}), json!({}), json!([]), json!({})).await?;
+    assert_eq!(got, "b", "cordoned node");
+    // NodePorts: a already uses hostPort 8080.
+    let ports = json!([{"containerPort": 80, "hostPort": 8080}]);
+    let got = choose(&c, json!({}), json!({}), json!([{"spec": {"nodeName": "a", "ports": ports}}]), json!({"ports": ports})).await?;
+    assert_eq!(got, "b", "host port conflict");
+    // InterPodAffinity: required affinity to the zone of app=db, anti-affinity to app=web.
+    let zones = (json!({"labels": {"zone": "z1"}}), json!({"labels": {"zone": "z2"}}));
+    let affinity = json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}});
+    let got = choose(&c, zones.0.clone(), zones.1.clone(), json!([{"labels": {"app": "db"}, "spec": on("b")}]), affinity).await?;
+    assert_eq!(got, "b", "pod affinity");
+    let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}});
+    let got = choose(&c, json!({}), json!({}), json!([{"labels": {"app": "web"}, "spec": on("b")}]), anti).await?;
+    assert_eq!(got, "a", "pod anti-affinity");
+    let preferred = json!({"affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "zone"}}]}}});
+    let got = choose(&c, zones.0.clone(), zones.1.clone(), json!([{"labels": {"app": "cache"}, "spec": on("a")}]), preferred).await?;
+    assert_eq!(got, "a", "preferred pod affinity");
+    // PodTopologySpread: a holds two app=s pods; skew 1 forces b, ScheduleAnyway prefers b.
+    let spread = |when: &str| json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "s"}}}]});
+    let existing = json!([{"labels": {"app": "s"}, "spec": on("a")}, {"labels": {"app": "s"}, "spec": on("a")}]);
+    reset(&c.client).await?;
+    node(&c.client, "a", "4", json!({})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    for (i, e) in existing.as_array().into_iter().flatten().enumerate() {
+        pod_with(&c.client, &format!("s-{i}"), e["labels"].clone(), "1", e["spec"].clone()).await?;
+    }
+    pod_with(&c.client, "spread", json!({"app": "s"}), "100m", spread("DoNotSchedule")).await?;
+    assert_eq!(bound(&c.client, "spread").await?, "b", "topology spread DoNotSchedule");
+    let got = choose(&c, json!({}), json!({}), existing.clone(), spread("ScheduleAnyway")).await?;
+    assert_eq!(got, "b", "topology spread ScheduleAnyway");
+    // ImageLocality: b already holds the pod's 800 MB image.
+    let images = json!({"images": [{"names": ["example.com/big:1.0"], "sizeBytes": 800_000_000}]});
+    let got = choose(&c, json!({}), images, json!([]), json!({"image": "example.com/big:1.0"})).await?;
+    assert_eq!(got, "b", "image locality");
+
+    let (code, metrics) = s.get("/metrics")?;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"}"), "{metrics}");
+    assert!(metrics.contains("scheduler_pending_pods"));
+    assert!(metrics.contains("scheduler_scheduling_attempt_duration_seconds_bucket"));
+    assert_eq!(s.get("/readyz")?.0, 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unschedulable_pods_are_explained_and_retried_on_node_events() -> Result<()> {
+    let c = cluster().await?;
+    let s = Scheduler::start(&c.api, None, &["--leader-elect=false"])?;
+    node(&c.client, "small-1", "1", json!({})).await?;
+    node(&c.client, "small-2", "1", json!({})).await?;
+    node(&c.client, "tainted", "8", json!({"spec": {"taints": [{"key": "team", "value": "ml", "effect": "NoSchedule"}]}})).await?;
+    pod(&c.client, "huge", "4", json!({})).await?;
+
+    let want = "0/3 nodes are available: 1 node(s) had untolerated taint {team: ml}, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.";
+    let start = Instant::now();
+    let condition = loop {
+        let p = get_pod(&c.client, "huge").await?;
+        let cond = p
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.into_iter().find(|c| c.type_ == "PodScheduled"));
+        if let Some(cond) = cond {
+            break cond;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("no PodScheduled condition:\n{}", s.process.log_text());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(condition.status, "False");
+    assert_eq!(condition.reason.as_deref(), Some("Unschedulable"));
+    assert_eq!(condition.message.as_deref(), Some(want));
+
+    // kubectl describe shows the FailedScheduling event with upstream's message.
+    let start = Instant::now();
+    loop {
+        let out = c.api.kubectl(&["describe", "pod", "huge"])?;
+        let text = output_text(&out);
+        if text.contains("FailedScheduling") && text.contains("0/3 nodes are available: 1 node(s) had untolerated taint {team: ml}, 2 Insufficient cpu.") {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("describe shows no FailedScheduling event:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The explain endpoint names the rejecting plugin for every node.
+    let (code, body) = s.get("/debug/explain/default/huge")?;
+    assert_eq!(code, 200, "{body}");
+    let e: Value = serde_json::from_str(&body)?;
+    assert_eq!(e["result"], "Unschedulable");
+    let nodes = e["nodes"].as_array().context("nodes")?;
+    assert_eq!(nodes.len(), 3, "{body}");
+    for n in nodes {
+        let plugin = n["rejected"]["plugin"].as_str().unwrap_or("");
+        let expected = if n["node"] == "tainted" { "TaintToleration" } else { "NodeResourcesFit" };
+        assert_eq!(plugin, expected, "{body}");
+    }
+    assert_eq!(s.get("/debug/explain/default/nope")?.0, 404);
+
+    // A new node that fits moves the pod back from the unschedulable set at once.
+    let before = Instant::now();
+    node(&c.client, "large", "8", json!({})).await?;
+    assert_eq!(bound(&c.client, "huge").await?, "large");
+    assert!(before.elapsed() < Duration::from_secs(5), "took {:?}", before.elapsed());
+    let (_, body) = s.get("/debug/explain/default/huge")?;
+    let e: Value = serde_json::from_str(&body)?;
+    assert_eq!(e["result"], "Scheduled");
+    assert_eq!(e["selectedNode"], "large");
+
+    // Scored nodes carry per-plugin scores.
+    pod(&c.client, "small", "100m", json!({})).await?;
+    bound(&c.client, "small").await?;
+    let (_, body) = s.get("/debug/explain/default/small")?;
+    let e: Value = serde_json::from_str(&body)?;
+    let scored: Vec<&Value> = e["nodes"].as_array().context("nodes")?.iter().filter(|n| n["totalScore"].is_number()).collect();
+    assert!(scored.len() >= 2, "{body}");
+    assert!(scored[0]["scores"].as_array().is_some_and(|s| s.iter().any(|x| x["plugin"] == "NodeResourcesFit")), "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_evicts_the_lowest_priority_victim() -> Result<()> {
+    let c = cluster().await?;
+    let s = Scheduler::start(&c.api, None, &["--leader-elect=false"])?;
+    for (name, value) in [("low", 10), ("mid", 100), ("high", 1000)] {
+        c.api.kubectl_stdin(
+            &["apply", "-f", "-"],
+            Some(&format!("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {name}\nvalue: {value}\n")),
+        )?;
+    }
+    node(&c.client, "only", "2", json!({})).await?;
+    pod(&c.client, "victim", "1", json!({"priorityClassName": "low"})).await?;
+    pod(&c.client, "keeper", "1", json!({"priorityClassName": "mid"})).await?;
+    bound(&c.client, "victim").await?;
+    bound(&c.client, "keeper").await?;
+    pod(&c.client, "never", "1", json!({"priorityClassName": "high", "preemptionPolicy": "Never"})).await?;
+    pod(&c.client, "preemptor", "1", json!({"priorityClassName": "high"})).await?;
+
+    // The low-priority pod is deleted gracefully; the mid-priority one stays.
+    let start = Instant::now();
+    loop {
+        let victim = get_pod(&c.client, "victim").await?;
+        if victim.metadata.deletion_timestamp.is_some() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("victim was not preempted:\n{}", s.process.log_text());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let keeper = get_pod(&c.client, "keeper").await?;
+    assert!(keeper.metadata.deletion_timestamp.is_none());
+    let start = Instant::now();
+    loop {
+        let p = get_pod(&c.client, "preemptor").await?;
+        if p.status.and_then(|s| s.nominated_node_name).as_deref() == Some("only") {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("preemptor was not nominated");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Without a kubelet, finish the graceful deletion ourselves; the preemptor then binds.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    pods.delete("victim", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+    assert_eq!(bound(&c.client, "preemptor").await?, "only");
+    let never = get_pod(&c.client, "never").await?;
+    assert!(never.spec.and_then(|s| s.node_name).is_none());
+    let (_, body) = s.get("/debug/explain/default/never")?;
+    assert!(body.contains("preemptionPolicy=Never"), "{body}");
+    let (_, metrics) = s.get("/metrics")?;
+    assert!(metrics.contains("scheduler_preemption_attempts_total"));
+    Ok(())
+}
+
+async fn lease_holder(client: &Client) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    leases.get_opt("kube-scheduler").await.ok()??.spec?.holder_identity
+}
+
+async fn scheduled_events(client: &Client, pod: &str) -> Result<usize> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    Ok(events
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some("Scheduled"))
+        .count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_bind_once_and_fail_over() -> Result<()> {
+    let c = cluster().await?;
+    let le = [
+        "--leader-elect=true",
+        "--leader-elect-lease-duration=4s",
+        "--leader-elect-renew-deadline=3s",
+        "--leader-elect-retry-period=500ms",
+    ];
+    let mut first = Scheduler::start(&c.api, None, &le)?;
+    let start = Instant::now();
+    while lease_holder(&c.client).await.is_none() {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("no leader:\n{}", first.process.log_text());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = lease_holder(&c.client).await.unwrap_or_default();
+    let second = Scheduler::start(&c.api, None, &le)?;
+    for i in 0..3 {
+        node(&c.client, &format!("n{i}"), "8", json!({})).await?;
+    }
+    for i in 0..20 {
+        pod(&c.client, &format!("p{i}"), "100m", json!({})).await?;
+    }
+    for i in 0..20 {
+        bound(&c.client, &format!("p{i}")).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 0..20 {
+        assert_eq!(scheduled_events(&c.client, &format!("p{i}")).await?, 1, "p{i}");
+    }
+    assert_eq!(lease_holder(&c.client).await.unwrap_or_default(), leader);
+    assert!(!second.process.log_text().contains("successfully acquired lease"));
+
+    // Kill the leader: the standby takes over within the lease duration and schedules.
+    first.process.kill();
+    let killed = Instant::now();
+    pod(&c.client, "after", "100m", json!({})).await?;
+    bound(&c.client, "after").await?;
+    assert!(killed.elapsed() < Duration::from_secs(15), "failover took {:?}", killed.elapsed());
+    assert_ne!(lease_holder(&c.client).await.unwrap_or_default(), leader);
+    let log = second.process.log_text();
+    assert!(log.contains("successfully acquired lease"), "{log}");
+    assert!(!log.contains("binding failed"), "{log}");
+    Ok(())
+}

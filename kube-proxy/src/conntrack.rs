@@ -1,0 +1,119 @@
+//! UDP has no connection teardown, so conntrack keeps sending a flow to an endpoint that is gone
+//! (or keeps a cached reject for a service that just got endpoints). After each sync the entries
+//! those changes made stale are deleted, as upstream does.
+
+use std::net::IpAddr;
+
+use crate::{
+    exec,
+    model::{Endpoint, Protocol},
+    proxier::PortChange,
+};
+
+/// One `conntrack -D` filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// Flows to `service_ip` that were DNATed to `endpoint`.
+    Endpoint { service_ip: IpAddr, endpoint: IpAddr },
+    /// Flows to a node port that were DNATed to `endpoint`.
+    NodePortEndpoint { node_port: u16, endpoint: IpAddr },
+    /// Every flow to `service_ip` (it had no endpoints before).
+    Service { service_ip: IpAddr },
+}
+
+/// The stale UDP entries `changes` leave behind.
+pub fn stale_entries(changes: &[PortChange]) -> Vec<Stale> {
+    let mut out = Vec::new();
+    for c in changes {
+        let proto = c.old.as_ref().or(c.new.as_ref()).map(|p| p.name.protocol);
+        if proto != Some(Protocol::Udp) {
+            continue;
+        }
+        let usable = |p: Option<&crate::model::ServicePort>| -> Vec<Endpoint> {
+            p.map(|p| {
+                let mut v = p.cluster_endpoints.clone();
+                v.extend(p.external_endpoints.iter().cloned());
+                v
+            })
+            .unwrap_or_default()
+        };
+        let before = usable(c.old.as_ref());
+        let after = usable(c.new.as_ref());
+        if let Some(old) = &c.old {
+            for gone in before.iter().filter(|e| !after.iter().any(|a| a.ip == e.ip)) {
+                for ip in old.cluster_ips.iter().chain(&old.external_ips).chain(&old.load_balancer_ips) {
+                    out.push(Stale::Endpoint {
+                        service_ip: *ip,
+                        endpoint: gone.ip,
+                    });
+                }
+                if let Some(np) = old.node_port {
+                    out.push(Stale::NodePortEndpoint {
+                        node_port: np,
+                        endpoint: gone.ip,
+                    });
+                }
+            }
+        }
+        if let Some(new) = &c.new {
+            if before.is_empty() && !after.is_empty() {
+                for ip in &new.cluster_ips {
+                    out.push(Stale::Service { service_ip: *ip });
+                }
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// Deletes the entries; "0 flow entries" is not an error.
+pub async fn flush(entries: &[Stale]) {
+    for e in entries {
+        let family = |ip: &IpAddr| if ip.is_ipv4() { "ipv4" } else { "ipv6" };
+        let args: Vec<String> = match e {
+            Stale::Endpoint {
+                service_ip,
+                endpoint,
+            } => vec![
+                "-D".into(),
+                "-f".into(),
+                family(service_ip).into(),
+                "-p".into(),
+                "udp".into(),
+                "--orig-dst".into(),
+                service_ip.to_string(),
+                "--dst-nat".into(),
+                endpoint.to_string(),
+            ],
+            Stale::NodePortEndpoint {
+                node_port,
+                endpoint,
+            } => vec![
+                "-D".into(),
+                "-f".into(),
+                family(endpoint).into(),
+                "-p".into(),
+                "udp".into(),
+                "--orig-port-dst".into(),
+                node_port.to_string(),
+                "--dst-nat".into(),
+                endpoint.to_string(),
+            ],
+            Stale::Service { service_ip } => vec![
+                "-D".into(),
+                "-f".into(),
+                family(service_ip).into(),
+                "-p".into(),
+                "udp".into(),
+                "--orig-dst".into(),
+                service_ip.to_string(),
+            ],
+        };
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        match exec::run("conntrack", &refs, None).await {
+            Ok(_) => tracing::debug!(entry = ?e, "deleted stale UDP conntrack entries"),
+            Err(err) => tracing::debug!(%err, entry = ?e, "no conntrack entries deleted"),
+        }
+    }
+}

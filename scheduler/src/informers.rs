@@ -1,0 +1,215 @@
+//! Watches that feed the scheduler: nodes and bound pods into the cache, pending pods of this
+//! scheduler's profiles into the queue, PodDisruptionBudgets for preemption. Each change that
+//! could make an unschedulable pod schedulable is passed on as a cluster event.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::{
+    core::v1::{Node, Pod},
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    api::Api,
+    runtime::{watcher, WatchStreamExt},
+    Client, Resource,
+};
+
+use crate::{
+    framework::{ClusterEvent, PodInfo},
+    scheduler::Scheduler,
+};
+
+/// Whether each watch has delivered its initial list.
+#[derive(Default)]
+pub struct Synced {
+    pub nodes: AtomicBool,
+    pub pods: AtomicBool,
+    pub pdbs: AtomicBool,
+}
+
+impl Synced {
+    pub fn all(&self) -> bool {
+        self.nodes.load(Ordering::Acquire)
+            && self.pods.load(Ordering::Acquire)
+            && self.pdbs.load(Ordering::Acquire)
+    }
+}
+
+fn key_of<K: Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{}", meta.name.as_deref().unwrap_or("")),
+        _ => meta.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Drives a watcher, calling `apply`/`delete` per object and `relisted` with the keys seen in a
+/// complete (re)list so objects deleted while disconnected are dropped.
+async fn drive<K, S>(
+    stream: S,
+    what: &'static str,
+    mut apply: impl FnMut(K),
+    mut delete: impl FnMut(K),
+    mut relisted: impl FnMut(HashSet<String>),
+) where
+    K: Resource + Clone,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    let mut seen: HashSet<String> = HashSet::new();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(obj)) => apply(obj),
+            Ok(watcher::Event::Delete(obj)) => delete(obj),
+            Ok(watcher::Event::Init) => seen.clear(),
+            Ok(watcher::Event::InitApply(obj)) => {
+                seen.insert(key_of(&obj));
+                apply(obj);
+            }
+            Ok(watcher::Event::InitDone) => relisted(std::mem::take(&mut seen)),
+            Err(err) => tracing::warn!(%err, resource = what, "watch failed; retrying"),
+        }
+    }
+}
+
+/// Nodes into the cache.
+pub async fn nodes(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
+    let api: Api<Node> = Api::all(client);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    drive(
+        stream,
+        "nodes",
+        |node| {
+            let event = sched.cache().upsert_node(Arc::new(node));
+            if let Some(event) = event {
+                sched.on_event(event);
+            }
+        },
+        |node| {
+            sched.cache().remove_node(node.metadata.name.as_deref().unwrap_or(""));
+        },
+        |seen| {
+            let mut cache = sched.cache();
+            for name in cache.node_names() {
+                if !seen.contains(&name) {
+                    cache.remove_node(&name);
+                }
+            }
+            drop(cache);
+            synced.nodes.store(true, Ordering::Release);
+            sched.on_event(ClusterEvent::NodeAdd);
+        },
+    )
+    .await;
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+fn apply_pod(sched: &Scheduler, pod: Pod) {
+    let info = Arc::new(PodInfo::new(Arc::new(pod)));
+    match info.node_name() {
+        Some(node) => {
+            sched.queue.delete(&info.key);
+            if is_terminal(&info.pod) {
+                if sched.cache().remove_pod(&info.key) {
+                    sched.on_event(ClusterEvent::AssignedPodDelete);
+                }
+                return;
+            }
+            let node = node.to_string();
+            let existed = {
+                let mut cache = sched.cache();
+                let existed = cache.is_placed(&info.key);
+                cache.upsert_bound_pod(info, &node);
+                existed
+            };
+            sched.on_event(if existed {
+                ClusterEvent::AssignedPodUpdate
+            } else {
+                ClusterEvent::AssignedPodAdd
+            });
+        }
+        None => {
+            if !sched.handles(info.scheduler_name()) {
+                return;
+            }
+            if info.is_terminating() || is_terminal(&info.pod) {
+                sched.queue.delete(&info.key);
+                return;
+            }
+            // Assumed and binding: the informer has not caught up yet.
+            if sched.cache().is_placed(&info.key) {
+                return;
+            }
+            sched.queue.add(info);
+        }
+    }
+}
+
+fn delete_pod(sched: &Scheduler, key: &str) {
+    sched.queue.delete(key);
+    sched.explanations.remove(key);
+    if sched.cache().remove_pod(key) {
+        sched.on_event(ClusterEvent::AssignedPodDelete);
+    }
+}
+
+/// Every pod: bound ones into the cache, pending ones of our profiles into the queue.
+pub async fn pods(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
+    let api: Api<Pod> = Api::all(client);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    drive(
+        stream,
+        "pods",
+        |pod| apply_pod(&sched, pod),
+        |pod| delete_pod(&sched, &key_of(&pod)),
+        |seen| {
+            let cached = sched.cache().pod_keys();
+            for key in cached.into_iter().chain(sched.queue.keys()) {
+                if !seen.contains(&key) {
+                    delete_pod(&sched, &key);
+                }
+            }
+            synced.pods.store(true, Ordering::Release);
+        },
+    )
+    .await;
+}
+
+/// PodDisruptionBudgets, consulted when choosing preemption victims.
+pub async fn pdbs(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
+    let api: Api<PodDisruptionBudget> = Api::all(client);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let store = |f: &dyn Fn(&mut std::collections::HashMap<String, PodDisruptionBudget>)| {
+        if let Ok(mut pdbs) = sched.pdbs.lock() {
+            f(&mut pdbs);
+        }
+    };
+    drive(
+        stream,
+        "poddisruptionbudgets",
+        |pdb| store(&|m| {
+            m.insert(key_of(&pdb), pdb.clone());
+        }),
+        |pdb| store(&|m| {
+            m.remove(&key_of(&pdb));
+        }),
+        |seen| {
+            store(&|m| m.retain(|k, _| seen.contains(k)));
+            synced.pdbs.store(true, Ordering::Release);
+        },
+    )
+    .await;
+}

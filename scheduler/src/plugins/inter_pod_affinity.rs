@@ -1,0 +1,226 @@
+//! InterPodAffinity: required pod affinity and anti-affinity (the incoming pod's terms and the
+//! anti-affinity terms of pods already running) filter nodes by topology domain; preferred terms
+//! of both sides score them.
+
+use std::{collections::HashMap, sync::Arc};
+
+use crate::framework::{
+    types::AffinityTerm, ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin,
+    PodInfo, PreFilterResult, Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
+};
+
+pub const NAME: &str = "InterPodAffinity";
+const EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
+const AFFINITY: &str = "node(s) didn't match pod affinity rules";
+const ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
+/// Weight of an existing pod's required affinity term matching the incoming pod, when scoring
+/// (upstream's `hardPodAffinityWeight` default).
+const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
+
+type TopologyCounts = HashMap<(String, String), i64>;
+
+#[derive(Default)]
+struct FilterState {
+    existing_anti_affinity: TopologyCounts,
+    affinity: TopologyCounts,
+    anti_affinity: TopologyCounts,
+}
+
+struct ScoreState {
+    topology_scores: TopologyCounts,
+}
+
+pub struct InterPodAffinity;
+
+fn add_for_term(counts: &mut TopologyCounts, term: &AffinityTerm, node: &NodeInfo, delta: i64) {
+    if let Some(value) = node.labels.get(&term.topology_key) {
+        *counts.entry((term.topology_key.clone(), value.clone())).or_insert(0) += delta;
+    }
+}
+
+impl Plugin for InterPodAffinity {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn extension_points(&self) -> &'static [ExtensionPoint] {
+        &[
+            ExtensionPoint::PreFilter,
+            ExtensionPoint::Filter,
+            ExtensionPoint::PreScore,
+            ExtensionPoint::Score,
+        ]
+    }
+
+    fn events(&self) -> &'static [ClusterEvent] {
+        ALL_EVENTS
+    }
+
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+    ) -> Result<PreFilterResult, Status> {
+        let mut s = FilterState::default();
+        for &i in snapshot.nodes_with_affinity_pods.iter() {
+            let node = &snapshot.nodes[i];
+            for existing in &node.pods {
+                for term in &existing.required_anti_affinity {
+                    if term.matches(pod) {
+                        add_for_term(&mut s.existing_anti_affinity, term, node, 1);
+                    }
+                }
+            }
+        }
+        if !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty() {
+            for node in &snapshot.nodes {
+                for existing in &node.pods {
+                    for term in &pod.required_affinity {
+                        if term.matches(existing) {
+                            add_for_term(&mut s.affinity, term, node, 1);
+                        }
+                    }
+                    for term in &pod.required_anti_affinity {
+                        if term.matches(existing) {
+                            add_for_term(&mut s.anti_affinity, term, node, 1);
+                        }
+                    }
+                }
+            }
+        }
+        if s.existing_anti_affinity.is_empty()
+            && pod.required_affinity.is_empty()
+            && pod.required_anti_affinity.is_empty()
+        {
+            return Ok(PreFilterResult::Skip);
+        }
+        state.write(NAME, s);
+        Ok(PreFilterResult::Continue)
+    }
+
+    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
+        let Some(s) = state.read::<FilterState>(NAME) else {
+            return Err(Status::error("InterPodAffinity: no PreFilter state"));
+        };
+        let count = |counts: &TopologyCounts, key: &str| {
+            node.labels
+                .get(key)
+                .and_then(|v| counts.get(&(key.to_string(), v.clone())))
+                .copied()
+                .unwrap_or(0)
+        };
+        if !s.existing_anti_affinity.is_empty()
+            && node.labels.iter().any(|(k, v)| {
+                s.existing_anti_affinity.get(&(k.clone(), v.clone())).is_some_and(|c| *c > 0)
+            })
+        {
+            return Err(Status::unschedulable(EXISTING_ANTI_AFFINITY));
+        }
+        if pod
+            .required_anti_affinity
+            .iter()
+            .any(|t| count(&s.anti_affinity, &t.topology_key) > 0)
+        {
+            return Err(Status::unschedulable(ANTI_AFFINITY));
+        }
+        if !pod.required_affinity.is_empty() {
+            let satisfied = pod.required_affinity.iter().all(|t| {
+                node.labels.contains_key(&t.topology_key) && count(&s.affinity, &t.topology_key) > 0
+            });
+            // The first pod of a group that selects itself may go anywhere with the keys.
+            let first_of_group = s.affinity.is_empty()
+                && pod.required_affinity.iter().all(|t| {
+                    t.matches(pod) && node.labels.contains_key(&t.topology_key)
+                });
+            if !satisfied && !first_of_group {
+                return Err(Status {
+                    code: Code::UnschedulableAndUnresolvable,
+                    reasons: vec![AFFINITY.into()],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Result<bool, Status> {
+        let has_preferred = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        if !has_preferred && snapshot.nodes_with_affinity_pods.is_empty() {
+            return Ok(false);
+        }
+        let mut scores = TopologyCounts::new();
+        let mut visit = |node: &NodeInfo| {
+            for existing in &node.pods {
+                for t in &pod.preferred_affinity {
+                    if t.matches(existing) {
+                        add_for_term(&mut scores, t, node, t.weight);
+                    }
+                }
+                for t in &pod.preferred_anti_affinity {
+                    if t.matches(existing) {
+                        add_for_term(&mut scores, t, node, -t.weight);
+                    }
+                }
+                if !existing.has_affinity() {
+                    continue;
+                }
+                for t in &existing.required_affinity {
+                    if t.matches(pod) {
+                        add_for_term(&mut scores, t, node, HARD_POD_AFFINITY_WEIGHT);
+                    }
+                }
+                for t in &existing.preferred_affinity {
+                    if t.matches(pod) {
+                        add_for_term(&mut scores, t, node, t.weight);
+                    }
+                }
+                for t in &existing.preferred_anti_affinity {
+                    if t.matches(pod) {
+                        add_for_term(&mut scores, t, node, -t.weight);
+                    }
+                }
+            }
+        };
+        if has_preferred {
+            snapshot.nodes.iter().for_each(|n| visit(n));
+        } else {
+            snapshot
+                .nodes_with_affinity_pods
+                .iter()
+                .for_each(|&i| visit(&snapshot.nodes[i]));
+        }
+        if scores.is_empty() {
+            return Ok(false);
+        }
+        state.write(NAME, ScoreState {
+            topology_scores: scores,
+        });
+        Ok(true)
+    }
+
+    fn score(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+        let Some(s) = state.read::<ScoreState>(NAME) else {
+            return Err(Status::error("InterPodAffinity: no PreScore state"));
+        };
+        Ok(node
+            .labels
+            .iter()
+            .filter_map(|(k, v)| s.topology_scores.get(&(k.clone(), v.clone())))
+            .sum())
+    }
+
+    fn normalize(&self, _: &CycleState, _: &PodInfo, scores: &mut [i64]) {
+        let max = scores.iter().copied().max().unwrap_or(0);
+        let min = scores.iter().copied().min().unwrap_or(0);
+        let diff = max - min;
+        for s in scores.iter_mut() {
+            *s = if diff > 0 { MAX_NODE_SCORE * (*s - min) / diff } else { 0 };
+        }
+    }
+}
