@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/ferrokube-target
 PROFILE ?= release
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 
-.PHONY: all build deps up down test unit integration lint fmt bench bench-apiserver clean-cluster
+.PHONY: all build deps up down test unit integration lint fmt bench bench-apiserver bench-scheduler bench-controller-manager bench-kube-proxy clean-cluster
 
 all: build
 
@@ -48,8 +48,24 @@ fmt:
 	$(CARGO) fmt --all
 
 ## bench: throughput and latency figures (not pass/fail). BENCH_ARGS may point it at any apiserver.
-bench: bench-apiserver
+bench: bench-apiserver bench-scheduler bench-controller-manager bench-kube-proxy
 
 bench-apiserver: deps
 	$(CARGO) build --release -p kube-apiserver -p ferrokube-bench
 	FERROKUBE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/ferrokube-bench apiserver $(BENCH_ARGS)
+
+## bench-scheduler: pods/s and per-pod latency with 5 000 nodes (basic, then topology spread
+## and anti-affinity); sizes via SCHED_BENCH_NODES, SCHED_BENCH_PENDING, SCHED_BENCH_RUNS.
+bench-scheduler: deps
+	$(CARGO) build --release -p kube-apiserver -p kube-scheduler
+	FERROKUBE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO) test --release -p integration-tests --test scheduler -- --ignored --nocapture bench_scheduler
+
+## bench-controller-manager: seconds from 100 Deployments x 10 replicas to all 1 000 pods.
+bench-controller-manager: deps
+	$(CARGO) build --release -p kube-apiserver -p kube-controller-manager -p ferrokube-bench
+	FERROKUBE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/ferrokube-bench controller-manager
+
+## bench-kube-proxy: full and one-service sync times with 10 000 services / 50 000 endpoints
+## (runs in its own network namespace; needs root).
+bench-kube-proxy: deps
+	$(CARGO) bench -p kube-proxy --bench sync

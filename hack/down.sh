@@ -15,4 +15,18 @@ for name in kube-proxy kubelet containerd kube-controller-manager kube-scheduler
     echo "stopped $name (pid $pid)"
   fi
   rm -f "$f"
+  # Containers outlive containerd (their shims keep running): stop them once the kubelet,
+  # which would restart them, is gone.
+  sock="$CLUSTER_DIR/node/containerd/containerd.sock"
+  if [[ $name == kubelet && -S "$sock" ]]; then
+    tasks=$(ctr -a "$sock" -n k8s.io tasks ls -q 2>/dev/null)
+    for t in $tasks; do ctr -a "$sock" -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1; done
+    sleep 1
+    for t in $tasks; do ctr -a "$sock" -n k8s.io tasks delete "$t" >/dev/null 2>&1; done
+    [[ -n $tasks ]] && echo "stopped $(wc -w <<<"$tasks") containers"
+  fi
+  # kube-proxy's rules outlive it: remove them like upstream's --cleanup.
+  if [[ $name == kube-proxy && -f "$CLUSTER_DIR/bin-dir" ]]; then
+    "$(cat "$CLUSTER_DIR/bin-dir")/kube-proxy" --cleanup >/dev/null 2>&1 && echo "removed kube-proxy rules"
+  fi
 done

@@ -7,8 +7,8 @@ PACKAGES=(
   etcd-server etcd-client          # the apiserver's storage
   protobuf-compiler libprotobuf-dev # etcd-client's and the CRI protos' build
   containerd runc containernetworking-plugins busybox-static  # kubelet: CRI runtime, CNI, offline images
-  nftables iptables conntrack iproute2  # kube-proxy modes and test networks
-  curl ca-certificates
+  nftables iptables conntrack iproute2 python3 util-linux  # kube-proxy modes, test networks and backends
+  curl ca-certificates openssl tzdata  # certificates (hack/gen-pki.sh), CronJob time zones
 )
 
 missing=()

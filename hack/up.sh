@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a local ferrokube cluster in the background: a 3-member etcd on loopback and
-# kube-apiserver, then writes an admin kubeconfig. Each later daemon joins here as it lands.
+# kube-apiserver with TLS, client certificates and Node,RBAC authorization (certificates and
+# kubeconfigs from hack/gen-pki.sh). Each later daemon joins here as it lands.
 # Environment: CLUSTER_DIR (state), BIN_DIR (built binaries), APISERVER_PORT (default 6443).
 set -euo pipefail
 
@@ -43,30 +44,52 @@ for i in 0 1 2; do
 done
 wait_for etcd 30 env ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health
 
+NODE_NAME=${NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
+PKI="$CLUSTER_DIR/pki"
+SERVER="https://127.0.0.1:$APISERVER_PORT" hack/gen-pki.sh "$PKI" "$NODE_NAME" >/dev/null
+
 echo "control plane:"
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --etcd-servers="$endpoints" --secure-port="$APISERVER_PORT" --bind-address=127.0.0.1 \
-  --cert-dir="$CLUSTER_DIR/pki" --service-cluster-ip-range=10.96.0.0/12
-wait_for kube-apiserver 60 curl -sfk "https://127.0.0.1:$APISERVER_PORT/readyz"
+  --service-cluster-ip-range=10.96.0.0/12 \
+  --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --client-ca-file="$PKI/ca.crt" --authorization-mode=Node,RBAC \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+  --audit-log-path="$CLUSTER_DIR/logs/audit.log" --audit-policy-file="$PKI/audit-policy.yaml"
+wait_for kube-apiserver 60 curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$APISERVER_PORT/readyz"
 
-KUBECONFIG_FILE="$CLUSTER_DIR/admin.kubeconfig"
-cat >"$KUBECONFIG_FILE" <<YAML
-apiVersion: v1
-kind: Config
-clusters:
-- name: ferrokube
-  cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority: $CLUSTER_DIR/pki/apiserver.crt
-users:
-- name: admin
-  user:
-    token: admin-token
-contexts:
-- name: ferrokube
-  context: {cluster: ferrokube, user: admin}
-current-context: ferrokube
+KUBECONFIG_FILE="$PKI/admin.kubeconfig"
+echo "$BIN_DIR" >"$CLUSTER_DIR/bin-dir"
+
+# ferrokube's controller-manager runs every controller under its own identity (upstream's
+# --use-service-account-credentials is not implemented yet), so that identity gets the
+# rights of all controllers.
+kubectl --kubeconfig "$KUBECONFIG_FILE" apply -f - >/dev/null <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ferrokube:kube-controller-manager:controllers"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-controller-manager"}]
 YAML
+start kube-scheduler "$BIN_DIR/kube-scheduler" --kubeconfig="$PKI/scheduler.kubeconfig" \
+  --leader-elect=true --bind-address=127.0.0.1 --secure-port=10259
+start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
+  --kubeconfig="$PKI/controller-manager.kubeconfig" --leader-elect=true \
+  --bind-address=127.0.0.1 --secure-port=10257 --root-ca-file="$PKI/ca.crt" \
+  --cert-dir="$PKI/kube-controller-manager" \
+  --allocate-node-cidrs --cluster-cidr=10.244.0.0/16 --node-cidr-mask-size=24
+
+echo "node:"
+if [[ $(id -u) == 0 ]]; then
+  CLUSTER_DIR="$CLUSTER_DIR" BIN_DIR="$BIN_DIR" NODE_NAME="$NODE_NAME" \
+    KUBECONFIG="$PKI/kubelet-$NODE_NAME.kubeconfig" hack/start-node.sh | sed 1d
+  start kube-proxy "$BIN_DIR/kube-proxy" --kubeconfig="$PKI/kube-proxy.kubeconfig" \
+    --hostname-override="$NODE_NAME" --cluster-cidr=10.244.0.0/16 \
+    --healthz-bind-address=127.0.0.1:10256 --metrics-bind-address=127.0.0.1:10249
+else
+  echo "  containerd, the kubelet and kube-proxy need root (cgroups, network namespaces, packet filter); not started"
+fi
 
 cat <<MSG
 

@@ -2,6 +2,7 @@
 //! next to upstream's figures on the same kind of machine. Not a pass/fail test.
 
 mod apiserver;
+mod controller_manager;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// create/get/list/watch throughput and latency against an apiserver.
     Apiserver(apiserver::Args),
+    /// Seconds from creating Deployments to all their pods existing.
+    ControllerManager(controller_manager::Args),
 }
 
 #[tokio::main]
@@ -24,5 +27,6 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Apiserver(args) => apiserver::run(args).await,
+        Command::ControllerManager(args) => controller_manager::run(args).await,
     }
 }

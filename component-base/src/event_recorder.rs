@@ -53,8 +53,17 @@ pub struct EventRecorder {
     client: Client,
     controller: String,
     instance: String,
-    series: Mutex<HashMap<String, Series>>,
+    series: Mutex<SeriesCache>,
 }
+
+/// Recent events by identity, pruned of expired entries at most once per prune interval.
+struct SeriesCache {
+    entries: HashMap<String, Series>,
+    last_prune: Instant,
+}
+
+/// How often expired series are dropped (pruning on every event would be quadratic).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
 fn truncate(note: &str) -> String {
     if note.len() <= MAX_NOTE_BYTES {
@@ -73,7 +82,10 @@ impl EventRecorder {
             client,
             controller: controller.into(),
             instance: instance.into(),
-            series: Mutex::new(HashMap::new()),
+            series: Mutex::new(SeriesCache {
+                entries: HashMap::new(),
+                last_prune: Instant::now(),
+            }),
         }
     }
 
@@ -87,7 +99,10 @@ impl EventRecorder {
         note: &str,
     ) {
         let note = truncate(note);
-        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let key = format!(
             "{}/{}/{}/{}/{}/{}",
             namespace,
@@ -101,19 +116,31 @@ impl EventRecorder {
         let now = MicroTime(jiff::Timestamp::now());
         let repeat = {
             let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-            series.retain(|_, s| s.last.elapsed() < SERIES_WINDOW);
-            series.get_mut(&key).map(|s| {
-                s.count += 1;
-                s.last = Instant::now();
-                (s.namespace.clone(), s.name.clone(), s.count)
-            })
+            if series.last_prune.elapsed() > PRUNE_INTERVAL {
+                series
+                    .entries
+                    .retain(|_, s| s.last.elapsed() < SERIES_WINDOW);
+                series.last_prune = Instant::now();
+            }
+            series
+                .entries
+                .get_mut(&key)
+                .filter(|s| s.last.elapsed() < SERIES_WINDOW)
+                .map(|s| {
+                    s.count += 1;
+                    s.last = Instant::now();
+                    (s.namespace.clone(), s.name.clone(), s.count)
+                })
         };
         if let Some((ns, name, count)) = repeat {
             let patch = serde_json::json!({
                 "series": EventSeries { count, last_observed_time: now }
             });
             let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-            if let Err(err) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            if let Err(err) = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 tracing::warn!(%err, event = %name, reason, "updating event series");
             }
             return;
@@ -142,7 +169,7 @@ impl EventRecorder {
         match api.create(&PostParams::default(), &event).await {
             Ok(_) => {
                 let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-                series.insert(
+                series.entries.insert(
                     key,
                     Series {
                         namespace,

@@ -36,7 +36,10 @@ pub fn split_key(key: &str) -> (&str, &str) {
 
 /// The key of an object.
 pub fn key_of<K: Resource>(obj: &K) -> String {
-    key(obj.meta().namespace.as_deref(), obj.meta().name.as_deref().unwrap_or(""))
+    key(
+        obj.meta().namespace.as_deref(),
+        obj.meta().name.as_deref().unwrap_or(""),
+    )
 }
 
 /// What changed in the cache.
@@ -216,8 +219,6 @@ pub enum MetaChange {
 pub trait MetaInformer: Send + Sync {
     /// Registers a handler of metadata changes (replaying the cache first).
     fn add_meta_handler(&self, handler: Box<dyn Fn(MetaChange) + Send + Sync>);
-    /// The metadata of the object under `key`.
-    fn get_meta(&self, key: &str) -> Option<ObjectMeta>;
     fn synced(&self) -> bool;
 }
 
@@ -232,10 +233,6 @@ where
             }
             Change::Deleted(o) => handler(MetaChange::Deleted(o.meta().clone())),
         });
-    }
-
-    fn get_meta(&self, key: &str) -> Option<ObjectMeta> {
-        self.get(key).map(|o| o.meta().clone())
     }
 
     fn synced(&self) -> bool {
@@ -280,7 +277,10 @@ impl InformerFactory {
     {
         let id = resource_id(&K::group(&()), &K::version(&()), &K::plural(&()));
         let mut entries = self.entries();
-        if let Some(found) = entries.get(&id).and_then(|e| e.typed.clone().downcast::<Informer<K>>().ok()) {
+        if let Some(found) = entries
+            .get(&id)
+            .and_then(|e| e.typed.clone().downcast::<Informer<K>>().ok())
+        {
             return found;
         }
         let informer = Arc::new(Informer::<K>::new(id.clone()));
@@ -319,7 +319,11 @@ impl InformerFactory {
 
     /// Starts the watch of every informer handed out since the last call.
     pub fn start(&self) {
-        let runners: Vec<Runner> = self.entries().values_mut().filter_map(|e| e.runner.take()).collect();
+        let runners: Vec<Runner> = self
+            .entries()
+            .values_mut()
+            .filter_map(|e| e.runner.take())
+            .collect();
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.extend(runners.into_iter().map(tokio::spawn));
     }
@@ -328,18 +332,16 @@ impl InformerFactory {
     pub fn all_synced(&self) -> bool {
         self.entries().values().all(|e| e.meta.synced())
     }
-
-    /// Waits until every informer handed out so far has applied its first list.
-    pub async fn wait_for_sync(&self) {
-        while !self.all_synced() {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
 }
 
 impl Drop for InformerFactory {
     fn drop(&mut self) {
-        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             task.abort();
         }
     }
@@ -375,8 +377,12 @@ mod tests {
         let changes = inf.replace(fresh);
         assert_eq!(changes.len(), 3);
         assert!(changes.iter().any(|c| matches!(c, Change::Updated { new, .. } if new.metadata.name.as_deref() == Some("a"))));
-        assert!(changes.iter().any(|c| matches!(c, Change::Added(o) if o.metadata.name.as_deref() == Some("c"))));
-        assert!(changes.iter().any(|c| matches!(c, Change::Deleted(o) if o.metadata.name.as_deref() == Some("b"))));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::Added(o) if o.metadata.name.as_deref() == Some("c"))));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::Deleted(o) if o.metadata.name.as_deref() == Some("b"))));
         assert_eq!(split_key("ns/a"), ("ns", "a"));
         assert_eq!(split_key("node1"), ("", "node1"));
         assert_eq!(inf.list_in("ns").len(), 2);

@@ -92,8 +92,8 @@ pub fn server_config_with_client_ca(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let builder = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
@@ -101,11 +101,13 @@ pub fn server_config_with_client_ca(
             for ca in load_certs(path)? {
                 roots.add(ca)?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| TlsError::ClientVerifier(e.to_string()))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots.into(),
+                provider(),
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::ClientVerifier(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -211,6 +213,11 @@ mod tests {
         let first = std::fs::read(&c1).unwrap();
         assert_eq!(load_certs(&c1).unwrap().len(), 2);
         assert!(server_config(&c1, &k1).is_ok());
+        assert!(server_config_with_client_ca(&c1, &k1, Some(&c1)).is_ok());
+        assert!(matches!(
+            server_config_with_client_ca(&c1, &k1, Some(&k1)),
+            Err(TlsError::NoCertificate { .. })
+        ));
         let (c2, _) = ensure_self_signed(&dir, "apiserver", &hosts).unwrap();
         assert_eq!(first, std::fs::read(&c2).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -38,7 +38,10 @@ impl WorkQueueMetrics {
                 &["name"],
             )?,
             adds: IntCounterVec::new(
-                Opts::new("workqueue_adds_total", "Total number of adds handled by workqueue"),
+                Opts::new(
+                    "workqueue_adds_total",
+                    "Total number of adds handled by workqueue",
+                ),
                 &["name"],
             )?,
             retries: IntCounterVec::new(
@@ -93,7 +96,9 @@ impl Default for Backoff {
 impl Backoff {
     fn delay(&self, failures: u32) -> Duration {
         let factor = 2u32.checked_pow(failures).unwrap_or(u32::MAX);
-        self.base.checked_mul(factor).map_or(self.max, |d| d.min(self.max))
+        self.base
+            .checked_mul(factor)
+            .map_or(self.max, |d| d.min(self.max))
     }
 }
 
@@ -162,14 +167,22 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
         if s.shutting_down || s.dirty.contains(&item) {
             return;
         }
-        self.inner.metrics.adds.with_label_values(&self.label()).inc();
+        self.inner
+            .metrics
+            .adds
+            .with_label_values(&self.label())
+            .inc();
         s.dirty.insert(item.clone());
         s.added_at.entry(item.clone()).or_insert_with(Instant::now);
         if s.processing.contains(&item) {
             return;
         }
         s.queue.push_back(item);
-        self.inner.metrics.depth.with_label_values(&self.label()).inc();
+        self.inner
+            .metrics
+            .depth
+            .with_label_values(&self.label())
+            .inc();
         drop(s);
         self.inner.notify.notify_one();
     }
@@ -195,7 +208,11 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
             *n = n.saturating_add(1);
             current
         };
-        self.inner.metrics.retries.with_label_values(&self.label()).inc();
+        self.inner
+            .metrics
+            .retries
+            .with_label_values(&self.label())
+            .inc();
         self.add_after(item, self.inner.backoff.delay(failures));
     }
 
@@ -219,7 +236,11 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
             {
                 let mut s = self.lock();
                 if let Some(item) = s.queue.pop_front() {
-                    self.inner.metrics.depth.with_label_values(&self.label()).dec();
+                    self.inner
+                        .metrics
+                        .depth
+                        .with_label_values(&self.label())
+                        .dec();
                     s.dirty.remove(&item);
                     s.processing.insert(item.clone());
                     if let Some(at) = s.added_at.remove(&item) {
@@ -248,7 +269,11 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
         s.processing.remove(item);
         if s.dirty.contains(item) && !s.shutting_down {
             s.queue.push_back(item.clone());
-            self.inner.metrics.depth.with_label_values(&self.label()).inc();
+            self.inner
+                .metrics
+                .depth
+                .with_label_values(&self.label())
+                .inc();
             drop(s);
             self.inner.notify.notify_one();
         }
@@ -357,7 +382,9 @@ mod tests {
         assert_eq!(q.num_requeues(&"x".to_string()), 2);
         q.forget(&"x".to_string());
         assert_eq!(q.num_requeues(&"x".to_string()), 0);
-        let got = tokio::time::timeout(Duration::from_secs(1), q.get()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(1), q.get())
+            .await
+            .unwrap();
         assert_eq!(got.as_deref(), Some("x"));
     }
 }

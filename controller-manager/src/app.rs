@@ -2,12 +2,7 @@
 //! `kube-system/kube-controller-manager` Lease, and — only while leading — the controllers on
 //! shared informers.
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use axum::routing::get;
 use base64::Engine;
@@ -17,7 +12,8 @@ use component_base::{
     leader_election,
     workqueue::WorkQueueMetrics,
 };
-use kube::config::Kubeconfig;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{api::Api, config::Kubeconfig};
 use prometheus::{IntGaugeVec, Opts, Registry};
 
 use crate::{
@@ -37,21 +33,29 @@ pub enum AppError {
     #[error("{0}")]
     Config(String),
     #[error("listening on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     LeaderElection(#[from] leader_election::LeaderElectionError),
     #[error("controller {name} failed to start: {source}")]
-    Start { name: &'static str, source: controllers::ControllerError },
+    Start {
+        name: &'static str,
+        source: controllers::ControllerError,
+    },
 }
 
 /// The CA bundle to publish: `--root-ca-file`, else the kubeconfig's certificate authority.
 fn root_ca(options: &Options) -> Result<Option<String>, AppError> {
     if let Some(path) = &options.root_ca_file {
-        return std::fs::read_to_string(path)
-            .map(Some)
-            .map_err(|e| AppError::Config(format!("reading --root-ca-file {}: {e}", path.display())));
+        return std::fs::read_to_string(path).map(Some).map_err(|e| {
+            AppError::Config(format!("reading --root-ca-file {}: {e}", path.display()))
+        });
     }
-    let Some(path) = &options.kubeconfig else { return Ok(None) };
+    let Some(path) = &options.kubeconfig else {
+        return Ok(None);
+    };
     let kc = Kubeconfig::read_from(path).map_err(|e| AppError::Config(e.to_string()))?;
     let context = kc
         .current_context
@@ -63,7 +67,9 @@ fn root_ca(options: &Options) -> Result<Option<String>, AppError> {
         .iter()
         .find(|c| context.is_none_or(|ctx| ctx.cluster == c.name))
         .and_then(|c| c.cluster.as_ref());
-    let Some(cluster) = cluster else { return Ok(None) };
+    let Some(cluster) = cluster else {
+        return Ok(None);
+    };
     if let Some(data) = &cluster.certificate_authority_data {
         let pem = base64::engine::general_purpose::STANDARD
             .decode(data)
@@ -93,11 +99,52 @@ fn identity() -> String {
     format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
+/// Slack beyond the lease duration before a leader that stopped renewing counts as unhealthy.
+const LEADER_HEALTH_SLACK: Duration = Duration::from_secs(20);
+
+/// The `leaderElection` health check: while this process leads, the Lease must name it and
+/// have been renewed within the lease duration (plus slack); a follower is always healthy.
+fn leader_election_check(
+    client: &kube::Client,
+    options: &Options,
+    identity: &str,
+    leader_status: &IntGaugeVec,
+) -> impl Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync + 'static {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &options.leader_elect_resource_namespace);
+    let name = options.leader_elect_resource_name.clone();
+    let identity = identity.to_string();
+    let gauge = leader_status.with_label_values(&["kube-controller-manager"]);
+    let limit = options.leader_elect_lease_duration + LEADER_HEALTH_SLACK;
+    move || {
+        let (api, name, identity, gauge) =
+            (api.clone(), name.clone(), identity.clone(), gauge.clone());
+        Box::pin(async move {
+            if gauge.get() == 0 {
+                return Ok(());
+            }
+            let lease = api.get(&name).await.map_err(|e| e.to_string())?;
+            let spec = lease.spec.unwrap_or_default();
+            if spec.holder_identity.as_deref() != Some(identity.as_str()) {
+                return Err("leading without holding the lease".into());
+            }
+            let renewed = spec.renew_time.map_or(0, |t| t.0.as_millisecond());
+            let age = jiff::Timestamp::now().as_millisecond() - renewed;
+            if age > limit.as_millis() as i64 {
+                return Err(format!("lease not renewed for {age} ms"));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Runs the controller manager until a signal arrives or leadership is lost.
 pub async fn run(options: Options) -> Result<(), AppError> {
     let unknown = controllers::unknown(&options.controllers);
     if !unknown.is_empty() {
-        return Err(AppError::Config(format!("unknown controllers in --controllers: {}", unknown.join(", "))));
+        return Err(AppError::Config(format!(
+            "unknown controllers in --controllers: {}",
+            unknown.join(", ")
+        )));
     }
     let client = component_base::client::from_kubeconfig(options.kubeconfig.as_deref()).await?;
     let registry = Registry::new();
@@ -110,6 +157,9 @@ pub async fn run(options: Options) -> Result<(), AppError> {
         &["name"],
     )?;
     component_base::metrics::register(&registry, &leader_status);
+    leader_status
+        .with_label_values(&["kube-controller-manager"])
+        .set(0);
     let identity = identity();
 
     let ctx = Arc::new(Context {
@@ -124,21 +174,41 @@ pub async fn run(options: Options) -> Result<(), AppError> {
     let enabled: Vec<_> = controllers::all()
         .into_iter()
         .filter(|d| controllers::enabled(d, &options.controllers))
-        .filter(|d| d.name != "garbage-collector-controller" || options.enable_garbage_collector)
+        .filter(|d| controllers::configured(d, &options))
         .collect();
 
     let mut health = HealthChecks::new();
     let failed: Arc<std::sync::Mutex<Vec<&'static str>>> = Arc::default();
     if options.leader_elect {
-        health.add("leaderElection", Probe::All, || async { Ok(()) });
+        health.add(
+            "leaderElection",
+            Probe::All,
+            leader_election_check(&client, &options, &identity, &leader_status),
+        );
     }
+    // Ready once the shared caches the controllers read from hold a full list.
+    let informers = ctx.informers.clone();
+    health.add("informer-sync", Probe::Readiness, move || {
+        let synced = informers.all_synced();
+        async move {
+            if synced {
+                Ok(())
+            } else {
+                Err("informers have not synced yet".into())
+            }
+        }
+    });
     for d in &enabled {
         let failed = failed.clone();
         let name = d.name;
         health.add(name, Probe::All, move || {
             let failed = failed.clone();
             async move {
-                if failed.lock().unwrap_or_else(|e| e.into_inner()).contains(&name) {
+                if failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&name)
+                {
                     Err(format!("{name} stopped"))
                 } else {
                     Ok(())
@@ -162,9 +232,16 @@ pub async fn run(options: Options) -> Result<(), AppError> {
         .map_err(|e| AppError::Config(format!("--bind-address/--secure-port: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| AppError::Listen { addr: addr.to_string(), source })?;
+        .map_err(|source| AppError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
     let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let (cert, key) = component_base::tls::ensure_self_signed(&options.cert_dir, "kube-controller-manager", &hosts)?;
+    let (cert, key) = component_base::tls::ensure_self_signed(
+        &options.cert_dir,
+        "kube-controller-manager",
+        &hosts,
+    )?;
     let tls = component_base::tls::server_config(&cert, &key)?;
     tokio::spawn(component_base::serve::serve(
         listener,
@@ -181,7 +258,9 @@ pub async fn run(options: Options) -> Result<(), AppError> {
         let leader_status = leader_status.clone();
         let start_error = start_error.clone();
         async move {
-            leader_status.with_label_values(&["kube-controller-manager"]).set(1);
+            leader_status
+                .with_label_values(&["kube-controller-manager"])
+                .set(1);
             if let Err(err) = run_controllers(ctx, enabled, failed).await {
                 *start_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
             }
@@ -206,7 +285,9 @@ pub async fn run(options: Options) -> Result<(), AppError> {
             () = component_base::signals::shutdown_signal() => Ok(()),
         }
     };
-    leader_status.with_label_values(&["kube-controller-manager"]).set(0);
+    leader_status
+        .with_label_values(&["kube-controller-manager"])
+        .set(0);
     if let Some(err) = start_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(err);
     }
@@ -221,12 +302,18 @@ async fn run_controllers(
 ) -> Result<(), AppError> {
     let mut running = Vec::new();
     for d in enabled {
-        let future = (d.init)(&ctx).map_err(|source| AppError::Start { name: d.name, source })?;
+        let future = (d.init)(&ctx).map_err(|source| AppError::Start {
+            name: d.name,
+            source,
+        })?;
         tracing::info!(controller = d.name, "started controller");
         let failed = failed.clone();
         running.push(tokio::spawn(async move {
             future.await;
-            failed.lock().unwrap_or_else(|e| e.into_inner()).push(d.name);
+            failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(d.name);
             tracing::error!(controller = d.name, "controller stopped");
         }));
     }

@@ -1,28 +1,22 @@
-//! Event recording for controllers: events are published in the background (as upstream's
-//! broadcaster does) so that a slow event write never delays a sync.
+//! Event recording for controllers, on the shared recorder: events are published in the
+//! background (as upstream's broadcaster does) so that a slow event write never delays a sync.
 
+use std::sync::Arc;
+
+use component_base::event_recorder::{EventRecorder, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::{
-    runtime::events::{Event, EventType, Recorder as KubeRecorder, Reporter},
-    Client, Resource,
-};
+use kube::{Client, Resource};
 
 /// Publishes events on behalf of one controller.
 #[derive(Clone)]
 pub struct Recorder {
-    inner: KubeRecorder,
+    inner: Arc<EventRecorder>,
 }
 
 impl Recorder {
     pub fn new(client: Client, controller: &str, instance: &str) -> Recorder {
         Recorder {
-            inner: KubeRecorder::new(
-                client,
-                Reporter {
-                    controller: controller.to_string(),
-                    instance: Some(instance.to_string()),
-                },
-            ),
+            inner: Arc::new(EventRecorder::new(client, controller, instance)),
         }
     }
 
@@ -36,20 +30,13 @@ impl Recorder {
         self.emit(obj.object_ref(&()), EventType::Warning, reason, note);
     }
 
-    /// Records an event about the object `reference` names.
-    pub fn emit(&self, reference: ObjectReference, type_: EventType, reason: &str, note: String) {
+    fn emit(&self, reference: ObjectReference, type_: EventType, reason: &str, note: String) {
         let inner = self.inner.clone();
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
+        let reason = reason.to_string();
         tokio::spawn(async move {
-            if let Err(err) = inner.publish(&event, &reference).await {
-                tracing::debug!(%err, reason = %event.reason, "publishing event");
-            }
+            inner
+                .record(&reference, type_, &reason, &reason, &note)
+                .await;
         });
     }
 }

@@ -22,7 +22,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
             "h" => value * 3600.0,
             "m" => value * 60.0,
@@ -148,9 +150,37 @@ pub struct Options {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enable_garbage_collector: bool,
 
+    /// Gives every node a pod CIDR out of --cluster-cidr.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allocate_node_cidrs: bool,
+
+    /// The CIDR range pods are addressed from.
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
+
+    /// The prefix length of each node's pod CIDR (IPv4).
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+
     /// Jobs synced concurrently.
     #[arg(long, default_value_t = 5)]
     pub concurrent_job_syncs: usize,
+
+    /// CronJobs synced concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_cron_job_syncs: usize,
+
+    /// Terminated pods kept before the oldest are garbage-collected (0 disables).
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+
+    /// StatefulSets synced concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_statefulset_syncs: usize,
+
+    /// DaemonSets synced concurrently.
+    #[arg(long, default_value_t = 2)]
+    pub concurrent_daemonset_syncs: usize,
 
     /// Log verbosity, as klog's -v.
     #[arg(short = 'v', long = "v", default_value_t = 0)]

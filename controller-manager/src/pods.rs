@@ -91,7 +91,9 @@ fn restarts(pod: &Pod) -> i32 {
     pod.status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
-        .map_or(0, |cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+        .map_or(0, |cs| {
+            cs.iter().map(|c| c.restart_count).max().unwrap_or(0)
+        })
 }
 
 fn deletion_cost(pod: &Pod) -> i32 {
@@ -120,7 +122,12 @@ pub fn sort_for_deletion(pods: &mut [std::sync::Arc<Pod>]) {
             *per_node.entry(node).or_default() += 1;
         }
     }
-    let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let node_of = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default()
+    };
     let siblings = |p: &Pod| per_node.get(&node_of(p)).copied().unwrap_or(0);
     pods.sort_by(|a, b| {
         node_of(a)
@@ -143,8 +150,36 @@ pub fn sort_for_deletion(pods: &mut [std::sync::Arc<Pod>]) {
     });
 }
 
+/// Characters that cannot form bad words, as upstream's SafeEncodeString uses.
+const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn fnv32a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The `pod-template-hash` of a template: FNV-1a over its canonical JSON and the collision
+/// count, encoded with upstream's safe alphabet.
+pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+    let mut bytes = serde_json::to_vec(template).unwrap_or_default();
+    if let Some(c) = collision_count {
+        bytes.extend_from_slice(&c.to_le_bytes());
+    }
+    fnv32a(&bytes)
+        .to_string()
+        .bytes()
+        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
+        .collect()
+}
+
 /// A pod made from `template`, owned by `owner`, named `<prefix><random>`.
-pub fn from_template(template: &PodTemplateSpec, owner: OwnerReference, namespace: &str, prefix: &str) -> Pod {
+pub fn from_template(
+    template: &PodTemplateSpec,
+    owner: OwnerReference,
+    namespace: &str,
+    prefix: &str,
+) -> Pod {
     let tmeta = template.metadata.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
@@ -185,8 +220,12 @@ where
         "resourceVersion": obj.meta().resource_version,
         "uid": obj.meta().uid,
     }});
-    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
 }
 
 /// Removes `owner_uid`'s reference from `obj`; an object already gone is not an error.
@@ -208,7 +247,11 @@ where
         "uid": obj.meta().uid,
     }});
     match api
-        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => Ok(()),
@@ -252,7 +295,9 @@ mod tests {
                 conditions: Some(vec![PodCondition {
                     type_: "Ready".into(),
                     status: if ready { "True" } else { "False" }.into(),
-                    last_transition_time: Some(Time(jiff::Timestamp::from_second(created).unwrap())),
+                    last_transition_time: Some(Time(
+                        jiff::Timestamp::from_second(created).unwrap(),
+                    )),
                     ..Default::default()
                 }]),
                 ..Default::default()
@@ -271,7 +316,16 @@ mod tests {
         ];
         sort_for_deletion(&mut pods);
         let names: Vec<_> = pods.iter().map(|p| p.name_any()).collect();
-        assert_eq!(names, ["unscheduled", "pending", "unready", "running-new", "running-old"]);
+        assert_eq!(
+            names,
+            [
+                "unscheduled",
+                "pending",
+                "unready",
+                "running-new",
+                "running-old"
+            ]
+        );
     }
 
     #[test]
@@ -280,7 +334,10 @@ mod tests {
         let now = jiff::Timestamp::from_second(1005).unwrap();
         assert!(is_available(&p, Duration::ZERO, now));
         assert!(!is_available(&p, Duration::from_secs(10), now));
-        assert_eq!(until_available(&p, Duration::from_secs(10), now), Some(Duration::from_secs(5)));
+        assert_eq!(
+            until_available(&p, Duration::from_secs(10), now),
+            Some(Duration::from_secs(5))
+        );
         assert!(is_available(&p, Duration::from_secs(5), now));
     }
 }

@@ -310,3 +310,43 @@ fn kubectl_walkthrough() {
     let yaml = ok(&["get", "deployment", "web", "-n", "demo", "-o", "yaml"]);
     assert!(yaml.contains("revisionHistoryLimit: 10") && yaml.contains("maxSurge: 25%"), "{yaml}");
 }
+
+#[tokio::test]
+async fn streaming_lists_and_compacted_revisions() {
+    let etcd = Etcd::start().unwrap();
+    let mut server = ApiServer::start(&etcd).unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "stream").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "stream");
+    let first = cms.create(&PostParams::default(), &cm("one", json!({}))).await.unwrap();
+    let old_rv = first.metadata.resource_version.unwrap();
+    cms.create(&PostParams::default(), &cm("two", json!({}))).await.unwrap();
+
+    // sendInitialEvents: the current objects arrive as ADDED, then the initial-events-end bookmark.
+    let mut events = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut names = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.try_next()).await {
+            Ok(Ok(Some(watcher::Event::InitApply(c)))) => names.push(c.metadata.name.unwrap()),
+            Ok(Ok(Some(watcher::Event::InitDone))) => break,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("streaming list failed: {other:?}"),
+        }
+    }
+    names.sort();
+    assert_eq!(names, vec!["one", "two"]);
+
+    // A revision older than the watch cache's window that etcd has compacted away is
+    // answered with 410 Expired (the restart empties the cache's window).
+    let three = cms.create(&PostParams::default(), &cm("three", json!({}))).await.unwrap();
+    let current = three.metadata.resource_version.unwrap();
+    let out = etcd.etcdctl(&["compact", &current]).unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    server.restart().unwrap();
+    let mut old = cms.watch(&kube::api::WatchParams::default().timeout(5), &old_rv).await.unwrap().boxed();
+    match tokio::time::timeout(Duration::from_secs(10), old.try_next()).await {
+        Ok(Ok(Some(kube::api::WatchEvent::Error(status)))) => assert_eq!(status.code, 410),
+        Ok(Err(kube::Error::Api(status))) => assert_eq!(status.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}

@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use integration_tests::{binary, free_port, output_text, ApiServer, Etcd, Process};
 use k8s_openapi::api::{
     apps::v1::ReplicaSet,
-    core::v1::{ConfigMap, Namespace, Pod, ServiceAccount},
+    core::v1::{ConfigMap, Endpoints, Namespace, Pod, Service, ServiceAccount},
+    discovery::v1::EndpointSlice,
 };
 use kube::{
     api::{Api, ListParams, Patch, PatchParams, PostParams},
@@ -34,10 +35,22 @@ impl ControllerManager {
             .arg("--leader-elect-lease-duration=4s")
             .arg("--leader-elect-renew-deadline=3s")
             .arg("--leader-elect-retry-period=500ms")
-            .arg("-v=2")
+            .env("RUST_LOG", "info,controller_manager=debug")
             .args(extra);
         let process = Process::spawn(cmd, dir.path().join("kcm.log"))?;
-        Ok(ControllerManager { process, port, _dir: dir })
+        Ok(ControllerManager {
+            process,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// Adds this process's log to a failure.
+    fn explain(&self, err: anyhow::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{err}\n--- kube-controller-manager log ---\n{}",
+            self.process.log_text()
+        )
     }
 }
 
@@ -76,24 +89,32 @@ async fn create_namespace(client: &Client, name: &str) -> Result<()> {
 
 /// Marks a pod Running and Ready (or not) through `pods/status`, as a kubelet would.
 async fn set_ready(client: &Client, ns: &str, name: &str, ready: bool) -> Result<()> {
+    set_status(client, ns, name, ready, "10.0.0.1").await
+}
+
+async fn set_status(client: &Client, ns: &str, name: &str, ready: bool, ip: &str) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let status = if ready { "True" } else { "False" };
     let now = jiff::Timestamp::now().to_string();
     let patch = json!({ "status": {
         "phase": "Running",
-        "podIP": "10.0.0.1",
+        "podIP": ip,
         "conditions": [
             { "type": "Ready", "status": status, "lastTransitionTime": now },
             { "type": "ContainersReady", "status": status, "lastTransitionTime": now },
         ],
     }});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(())
 }
 
 async fn pods_in(client: &Client, ns: &str, selector: &str) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    Ok(api.list(&ListParams::default().labels(selector)).await?.items)
+    Ok(api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items)
 }
 
 fn rs_manifest(name: &str, replicas: i32) -> Result<ReplicaSet> {
@@ -110,15 +131,20 @@ fn rs_manifest(name: &str, replicas: i32) -> Result<ReplicaSet> {
     }))?)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_namespace_gets_default_service_account_and_root_ca() -> Result<()> {
     let (_etcd, api, client) = cluster().await?;
-    let _kcm = ControllerManager::start(&api, &["--controllers=serviceaccount,root-ca-cert-publisher"])?;
+    let _kcm = ControllerManager::start(
+        &api,
+        &["--controllers=serviceaccount,root-ca-cert-publisher"],
+    )?;
     create_namespace(&client, "team-a").await?;
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "team-a");
-    eventually("default service account", Duration::from_secs(30), || async {
-        Ok(sas.get_opt("default").await?.is_some())
-    })
+    eventually(
+        "default service account",
+        Duration::from_secs(30),
+        || async { Ok(sas.get_opt("default").await?.is_some()) },
+    )
     .await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team-a");
     let ca = std::fs::read_to_string(api.ca_file())?;
@@ -133,14 +159,16 @@ async fn new_namespace_gets_default_service_account_and_root_ca() -> Result<()> 
     .await?;
     // A deleted default account comes back.
     sas.delete("default", &Default::default()).await?;
-    eventually("recreated service account", Duration::from_secs(30), || async {
-        Ok(sas.get_opt("default").await?.is_some())
-    })
+    eventually(
+        "recreated service account",
+        Duration::from_secs(30),
+        || async { Ok(sas.get_opt("default").await?.is_some()) },
+    )
     .await?;
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_creates_adopts_and_deletes_least_valuable_pods() -> Result<()> {
     let (_etcd, api, client) = cluster().await?;
     let mut kcm = ControllerManager::start(&api, &["--controllers=replicaset"])?;
@@ -153,53 +181,106 @@ async fn replicaset_creates_adopts_and_deletes_least_valuable_pods() -> Result<(
     }))?;
     pods.create(&PostParams::default(), &orphan).await?;
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-    sets.create(&PostParams::default(), &rs_manifest("web", 3)?).await?;
-    eventually("3 pods", Duration::from_secs(30), || async {
-        Ok(pods_in(&client, ns, "app=web").await?.len() == 3)
-    })
+    sets.create(&PostParams::default(), &rs_manifest("web", 3)?)
+        .await?;
+    // However the watch events interleave, the set settles on 3 pods it owns, the orphan among them.
+    let rs_uid = {
+        let sets = sets.clone();
+        move || {
+            let sets = sets.clone();
+            async move { Ok::<_, anyhow::Error>(sets.get("web").await?.metadata.uid) }
+        }
+    };
+    eventually(
+        "3 owned pods including the adopted orphan",
+        Duration::from_secs(30),
+        || async {
+            let uid = rs_uid().await?;
+            let all = pods_in(&client, ns, "app=web").await?;
+            let owned = all.iter().all(|p| {
+                p.owner_references()
+                    .iter()
+                    .any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref())
+            });
+            Ok(all.len() == 3 && owned && all.iter().any(|p| p.name_any() == "orphan"))
+        },
+    )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", kcm.process.log_text()))?;
-    let rs = sets.get("web").await?;
-    let all = pods_in(&client, ns, "app=web").await?;
-    for p in &all {
-        let owner = p.owner_references().iter().find(|r| r.controller == Some(true)).cloned();
-        assert_eq!(owner.map(|o| o.uid), rs.metadata.uid.clone(), "pod {} is owned by the replicaset", p.name_any());
-    }
-    assert!(all.iter().any(|p| p.name_any() == "orphan"));
+    .map_err(|e| kcm.explain(e))?;
 
     // Ready pods are worth more than unready ones: scaling down keeps the ready one.
     set_ready(&client, ns, "orphan", true).await?;
-    eventually("status counts the ready pod", Duration::from_secs(30), || async {
-        let s = sets.get("web").await?.status.unwrap_or_default();
-        Ok(s.replicas == 3 && s.ready_replicas == Some(1) && s.available_replicas == Some(1))
-    })
+    eventually(
+        "status counts the ready pod",
+        Duration::from_secs(30),
+        || async {
+            let s = sets.get("web").await?.status.unwrap_or_default();
+            Ok(s.replicas == 3 && s.ready_replicas == Some(1) && s.available_replicas == Some(1))
+        },
+    )
     .await?;
-    sets.patch("web", &PatchParams::default(), &Patch::Merge(&json!({ "spec": { "replicas": 1 } })))
-        .await?;
-    eventually("scaled to the ready pod", Duration::from_secs(30), || async {
-        let left = pods_in(&client, ns, "app=web").await?;
-        Ok(left.len() == 1 && left[0].name_any() == "orphan")
-    })
+    sets.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "replicas": 1 } })),
+    )
+    .await?;
+    eventually(
+        "scaled to the ready pod",
+        Duration::from_secs(30),
+        || async {
+            let left = pods_in(&client, ns, "app=web").await?;
+            Ok(left.len() == 1 && left[0].name_any() == "orphan")
+        },
+    )
     .await?;
 
     // A pod whose labels stop matching is released and replaced.
-    pods.patch("orphan", &PatchParams::default(), &Patch::Merge(&json!({ "metadata": { "labels": { "app": "other" } } })))
-        .await?;
+    pods.patch(
+        "orphan",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "metadata": { "labels": { "app": "other" } } })),
+    )
+    .await?;
     eventually("released and replaced", Duration::from_secs(30), || async {
         let released = pods.get("orphan").await?;
-        Ok(released.owner_references().is_empty() && pods_in(&client, ns, "app=web").await?.len() == 1)
+        Ok(released.owner_references().is_empty()
+            && pods_in(&client, ns, "app=web").await?.len() == 1)
     })
     .await?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    eventually(
+        "SuccessfulCreate events",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&ListParams::default()).await?.items;
+            Ok(list.iter().any(|e| {
+                e.reason.as_deref() == Some("SuccessfulCreate")
+                    && e.involved_object.name.as_deref() == Some("web")
+            }) && list
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("SuccessfulDelete")))
+        },
+    )
+    .await?;
     let metrics = fetch_metrics(kcm.port).await?;
-    assert!(metrics.contains("workqueue_adds_total{name=\"replicaset\"}"), "{metrics}");
+    assert!(
+        metrics.contains("workqueue_adds_total{name=\"replicaset\"}"),
+        "{metrics}"
+    );
     assert!(kcm.process.is_running(), "{}", kcm.process.log_text());
     Ok(())
 }
 
 /// The controller manager's /metrics over its self-signed secure port.
 async fn fetch_metrics(port: u16) -> Result<String> {
+    curl(&format!("https://127.0.0.1:{port}/metrics")).await
+}
+
+/// GETs a URL of the controller manager's self-signed secure port.
+async fn curl(url: &str) -> Result<String> {
     let out = tokio::process::Command::new("curl")
-        .args(["-sk", &format!("https://127.0.0.1:{port}/metrics")])
+        .args(["-sk", url])
         .output()
         .await?;
     if !out.status.success() {
@@ -218,7 +299,9 @@ fn fake_kubelet(client: Client, ns: &'static str) -> tokio::task::JoinHandle<()>
                         .status
                         .as_ref()
                         .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                        .is_some_and(|cs| {
+                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        });
                     if !ready && p.metadata.deletion_timestamp.is_none() {
                         let _ = set_ready(&client, ns, &p.name_any(), true).await;
                     }
@@ -244,7 +327,7 @@ fn images(pods: &[Pod]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_rolls_out_within_max_unavailable_and_undoes() -> Result<()> {
     let (_etcd, api, client) = cluster().await?;
     let kcm = ControllerManager::start(&api, &["--controllers=deployment,replicaset"])?;
@@ -263,14 +346,18 @@ spec:
     spec: {containers: [{name: c, image: "busybox:1"}]}
 "#;
     api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
-    kubectl_ok(&api, &["rollout", "status", "deployment/web", "--timeout=60s"])
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", kcm.process.log_text()))?;
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
     assert_eq!(pods_in(&client, ns, "app=web").await?.len(), 4);
 
     // Scaling changes the pod count without a new revision.
     kubectl_ok(&api, &["scale", "deployment/web", "--replicas=5"])?;
     eventually("5 ready pods", Duration::from_secs(30), || async {
-        let d: k8s_openapi::api::apps::v1::Deployment = Api::namespaced(client.clone(), ns).get("web").await?;
+        let d: k8s_openapi::api::apps::v1::Deployment =
+            Api::namespaced(client.clone(), ns).get("web").await?;
         Ok(d.status.and_then(|s| s.available_replicas) == Some(5))
     })
     .await?;
@@ -289,7 +376,9 @@ spec:
                             p.status
                                 .as_ref()
                                 .and_then(|s| s.conditions.as_ref())
-                                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                                .is_some_and(|cs| {
+                                    cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                                })
                         })
                         .count();
                     lowest = lowest.min(ready);
@@ -300,18 +389,33 @@ spec:
         })
     };
     kubectl_ok(&api, &["set", "image", "deployment/web", "c=busybox:2"])?;
-    kubectl_ok(&api, &["rollout", "status", "deployment/web", "--timeout=60s"])?;
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
     let pods = pods_in(&client, ns, "app=web").await?;
-    assert!(images(&pods).iter().all(|i| i == "busybox:2"), "{:?}", images(&pods));
+    assert!(
+        images(&pods).iter().all(|i| i == "busybox:2"),
+        "{:?}",
+        images(&pods)
+    );
     let lowest = watcher.await?;
-    assert!(lowest >= 4, "availability fell to {lowest} ready pods (maxUnavailable 1 of 5)");
+    assert!(
+        lowest >= 4,
+        "availability fell to {lowest} ready pods (maxUnavailable 1 of 5)"
+    );
 
     let history = kubectl_ok(&api, &["rollout", "history", "deployment/web"])?;
     assert!(history.contains('1') && history.contains('2'), "{history}");
 
     // Undo returns to the first template, as revision 3, reusing its ReplicaSet.
     kubectl_ok(&api, &["rollout", "undo", "deployment/web"])?;
-    kubectl_ok(&api, &["rollout", "status", "deployment/web", "--timeout=60s"])?;
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
     eventually("old image back", Duration::from_secs(30), || async {
         let pods = pods_in(&client, ns, "app=web").await?;
         let imgs = images(&pods);
@@ -319,15 +423,31 @@ spec:
     })
     .await?;
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-    let rs = sets.list(&ListParams::default().labels("app=web")).await?.items;
-    assert_eq!(rs.len(), 2, "undo reuses the first replica set");
-    let d: k8s_openapi::api::apps::v1::Deployment = Api::namespaced(client.clone(), ns).get("web").await?;
-    assert_eq!(d.annotations().get("deployment.kubernetes.io/revision").map(String::as_str), Some("3"));
+    let rs = sets
+        .list(&ListParams::default().labels("app=web"))
+        .await?
+        .items;
+    let d: k8s_openapi::api::apps::v1::Deployment =
+        Api::namespaced(client.clone(), ns).get("web").await?;
+    assert_eq!(
+        rs.len(),
+        2,
+        "undo reuses the first replica set: {}\n{}",
+        serde_json::to_string(&rs.iter().map(|r| r.spec.clone()).collect::<Vec<_>>())?,
+        serde_json::to_string(&d.spec)?
+    );
+    assert_eq!(
+        d.annotations()
+            .get("deployment.kubernetes.io/revision")
+            .map(String::as_str),
+        Some("3")
+    );
 
     // Pause and resume are reflected in the Progressing condition; restart rolls a new revision.
     kubectl_ok(&api, &["rollout", "pause", "deployment/web"])?;
     let progressing_reason = || async {
-        let d: k8s_openapi::api::apps::v1::Deployment = Api::namespaced(client.clone(), ns).get("web").await?;
+        let d: k8s_openapi::api::apps::v1::Deployment =
+            Api::namespaced(client.clone(), ns).get("web").await?;
         Ok::<_, anyhow::Error>(
             d.status
                 .and_then(|s| s.conditions)
@@ -342,9 +462,1227 @@ spec:
     .await?;
     kubectl_ok(&api, &["rollout", "resume", "deployment/web"])?;
     kubectl_ok(&api, &["rollout", "restart", "deployment/web"])?;
-    kubectl_ok(&api, &["rollout", "status", "deployment/web", "--timeout=60s"])?;
-    let d: k8s_openapi::api::apps::v1::Deployment = Api::namespaced(client.clone(), ns).get("web").await?;
-    assert_eq!(d.annotations().get("deployment.kubernetes.io/revision").map(String::as_str), Some("4"));
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
+    let d: k8s_openapi::api::apps::v1::Deployment =
+        Api::namespaced(client.clone(), ns).get("web").await?;
+    assert_eq!(
+        d.annotations()
+            .get("deployment.kubernetes.io/revision")
+            .map(String::as_str),
+        Some("4")
+    );
+    kubelet.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_slices_and_endpoints_follow_pod_readiness() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=endpointslice,endpoint"])?;
+    let ns = "default";
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": { "name": "api" },
+        "spec": { "selector": { "app": "api" }, "ports": [{ "name": "http", "port": 80, "targetPort": "web" }] },
+    }))?;
+    services.create(&PostParams::default(), &svc).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for (name, ip) in [("api-1", "10.1.0.1"), ("api-2", "10.1.0.2")] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { "app": "api" } },
+            "spec": { "containers": [{ "name": "c", "image": "busybox:1", "ports": [{ "name": "web", "containerPort": 8080 }] }] },
+        }))?;
+        pods.create(&PostParams::default(), &pod).await?;
+        set_status(&client, ns, name, name == "api-1", ip).await?;
+    }
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+    // (ip, ready) of every endpoint in the service's slices, and the slices' ports.
+    let state = || async {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=api"))
+            .await?
+            .items;
+        let mut eps: Vec<(String, bool)> = list
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .map(|e| {
+                (
+                    e.addresses[0].clone(),
+                    e.conditions.as_ref().and_then(|c| c.ready) == Some(true),
+                )
+            })
+            .collect();
+        eps.sort();
+        let ports: Vec<i32> = list
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .filter_map(|p| p.port)
+            .collect();
+        Ok::<_, anyhow::Error>((eps, ports))
+    };
+    eventually(
+        "slice with one ready and one unready endpoint",
+        Duration::from_secs(30),
+        || async {
+            let (eps, ports) = state().await?;
+            Ok(eps
+                == [
+                    ("10.1.0.1".to_string(), true),
+                    ("10.1.0.2".to_string(), false),
+                ]
+                && ports == [8080])
+        },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), ns);
+    eventually(
+        "legacy endpoints split by readiness",
+        Duration::from_secs(30),
+        || async {
+            let Some(ep) = endpoints.get_opt("api").await? else {
+                return Ok(false);
+            };
+            let subset = ep
+                .subsets
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let ips = |a: Option<Vec<k8s_openapi::api::core::v1::EndpointAddress>>| {
+                a.unwrap_or_default()
+                    .into_iter()
+                    .map(|a| a.ip)
+                    .collect::<Vec<_>>()
+            };
+            Ok(ips(subset.addresses) == ["10.1.0.1"]
+                && ips(subset.not_ready_addresses) == ["10.1.0.2"])
+        },
+    )
+    .await?;
+
+    set_status(&client, ns, "api-2", true, "10.1.0.2").await?;
+    eventually("both endpoints ready", Duration::from_secs(30), || async {
+        Ok(state().await?.0
+            == [
+                ("10.1.0.1".to_string(), true),
+                ("10.1.0.2".to_string(), true),
+            ])
+    })
+    .await?;
+    let names_before: Vec<String> = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=api"))
+        .await?
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    pods.delete("api-1", &Default::default()).await?;
+    eventually(
+        "deleted pod leaves the slice",
+        Duration::from_secs(30),
+        || async { Ok(state().await?.0 == [("10.1.0.2".to_string(), true)]) },
+    )
+    .await?;
+    let names_after: Vec<String> = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=api"))
+        .await?
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    assert_eq!(
+        names_before, names_after,
+        "the slice is updated in place, not replaced"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_namespace_empties_and_removes_it() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(
+        &api,
+        &["--controllers=namespace,serviceaccount,root-ca-cert-publisher"],
+    )?;
+    create_namespace(&client, "doomed").await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    for i in 0..3 {
+        let cm: ConfigMap = serde_json::from_value(
+            json!({ "metadata": { "name": format!("cm-{i}") }, "data": { "k": "v" } }),
+        )?;
+        cms.create(&PostParams::default(), &cm).await?;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "doomed");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "p" },
+        "spec": { "containers": [{ "name": "c", "image": "busybox:1" }] },
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "doomed");
+    sets.create(&PostParams::default(), &rs_manifest("rs", 0)?)
+        .await?;
+    // A configmap with a finalizer holds the namespace until the finalizer is removed.
+    let held: ConfigMap = serde_json::from_value(
+        json!({ "metadata": { "name": "held", "finalizers": ["example.com/hold"] } }),
+    )?;
+    cms.create(&PostParams::default(), &held).await?;
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.delete("doomed", &Default::default()).await?;
+    eventually("finalizer reported", Duration::from_secs(30), || async {
+        let ns = namespaces.get("doomed").await?;
+        let conds = ns.status.and_then(|s| s.conditions).unwrap_or_default();
+        Ok(conds
+            .iter()
+            .any(|c| c.type_ == "NamespaceFinalizersRemaining" && c.status == "True")
+            && conds
+                .iter()
+                .any(|c| c.type_ == "NamespaceContentRemaining" && c.status == "True"))
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert!(pods.list(&ListParams::default()).await?.items.is_empty());
+    assert!(sets.list(&ListParams::default()).await?.items.is_empty());
+    assert_eq!(cms.list(&ListParams::default()).await?.items.len(), 1);
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "metadata": { "finalizers": null } })),
+    )
+    .await?;
+    eventually("namespace gone", Duration::from_secs(30), || async {
+        Ok(namespaces.get_opt("doomed").await?.is_none())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    Ok(())
+}
+
+fn deployment_manifest(name: &str, replicas: i32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: \"busybox:1\"}}]}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collector_honours_foreground_background_and_orphan() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    // Every default controller at once, as `make up` runs them.
+    let kcm = ControllerManager::start(&api, &[])?;
+    let ns = "default";
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), ns);
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    for name in ["fg", "bg", "orph"] {
+        let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment_manifest(name, 3)))?;
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    for name in ["fg", "bg", "orph"] {
+        eventually("3 pods", Duration::from_secs(30), || async {
+            Ok(pods_in(&client, ns, &format!("app={name}")).await?.len() == 3)
+        })
+        .await
+        .map_err(|e| kcm.explain(e))?;
+    }
+
+    let health = curl(&format!("https://127.0.0.1:{}/healthz?verbose", kcm.port)).await?;
+    for check in [
+        "leaderElection",
+        "deployment-controller",
+        "garbage-collector-controller",
+        "namespace-controller",
+    ] {
+        assert!(health.contains(&format!("[+]{check} ok")), "{health}");
+    }
+
+    // Foreground: pods and the ReplicaSet go before the Deployment does.
+    kubectl_ok(
+        &api,
+        &[
+            "delete",
+            "deployment/fg",
+            "--cascade=foreground",
+            "--wait=false",
+        ],
+    )?;
+    let saw_waiting_owner = std::sync::atomic::AtomicBool::new(false);
+    eventually("foreground deletion", Duration::from_secs(60), || async {
+        let d = deployments.get_opt("fg").await?;
+        let rs = sets
+            .list(&ListParams::default().labels("app=fg"))
+            .await?
+            .items
+            .len();
+        let pods = pods_in(&client, ns, "app=fg").await?.len();
+        match d {
+            Some(d) => {
+                if rs + pods > 0 && d.finalizers().iter().any(|f| f == "foregroundDeletion") {
+                    saw_waiting_owner.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(false)
+            }
+            None => {
+                assert_eq!(
+                    (rs, pods),
+                    (0, 0),
+                    "the deployment went before its dependents"
+                );
+                Ok(true)
+            }
+        }
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert!(
+        saw_waiting_owner.load(std::sync::atomic::Ordering::SeqCst),
+        "the deployment waited for its dependents"
+    );
+
+    // Background: the Deployment goes at once, its dependents after.
+    kubectl_ok(&api, &["delete", "deployment/bg"])?;
+    eventually("background deletion", Duration::from_secs(60), || async {
+        Ok(sets
+            .list(&ListParams::default().labels("app=bg"))
+            .await?
+            .items
+            .is_empty()
+            && pods_in(&client, ns, "app=bg").await?.is_empty())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+
+    // Orphan: dependents stay, without the reference to their former owner.
+    kubectl_ok(&api, &["delete", "deployment/orph", "--cascade=orphan"])?;
+    eventually("orphaned replica set", Duration::from_secs(60), || async {
+        let rs = sets
+            .list(&ListParams::default().labels("app=orph"))
+            .await?
+            .items;
+        Ok(deployments.get_opt("orph").await?.is_none()
+            && rs.len() == 1
+            && rs[0].owner_references().is_empty())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert_eq!(pods_in(&client, ns, "app=orph").await?.len(), 3);
+    Ok(())
+}
+
+/// Finishes a pod the way a kubelet reports it: phase plus the container's exit code.
+async fn finish_pod(client: &Client, ns: &str, name: &str, exit_code: i32) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let phase = if exit_code == 0 {
+        "Succeeded"
+    } else {
+        "Failed"
+    };
+    let patch = json!({ "status": {
+        "phase": phase,
+        "containerStatuses": [{ "name": "c", "image": "busybox:1", "imageID": "", "ready": false, "restartCount": 0,
+            "state": { "terminated": { "exitCode": exit_code } } }],
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+fn job_condition(job: &k8s_openapi::api::batch::v1::Job, type_: &str) -> Option<String> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .and_then(|c| c.reason.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_retries_a_failed_pod_and_completes() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=job"])?;
+    let ns = "default";
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), ns);
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": { "name": "work" },
+        "spec": {
+            "completions": 5,
+            "parallelism": 2,
+            "backoffLimit": 3,
+            "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "c", "image": "busybox:1" }] } },
+        },
+    }))?;
+    jobs.create(&PostParams::default(), &job).await?;
+    // Play the kubelet: the first pod fails, every later one succeeds; never more than 2 run.
+    let mut failed_one = false;
+    let mut most_active = 0;
+    let start = std::time::Instant::now();
+    loop {
+        let job = jobs.get("work").await?;
+        if job_condition(&job, "Complete").is_some() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            return Err(kcm.explain(anyhow::anyhow!("job did not complete: {:?}", job.status)));
+        }
+        let pods = pods_in(&client, ns, "job-name=work").await?;
+        let running: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .is_none_or(|ph| ph == "Pending" || ph == "Running")
+            })
+            .collect();
+        most_active = most_active.max(running.len());
+        for p in running {
+            let code = if failed_one { 0 } else { 1 };
+            failed_one = true;
+            finish_pod(&client, ns, &p.name_any(), code).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let job = jobs.get("work").await?;
+    let status = job.status.clone().unwrap_or_default();
+    assert_eq!(
+        (status.succeeded, status.failed, status.active),
+        (Some(5), Some(1), Some(0)),
+        "{status:?}"
+    );
+    assert_eq!(
+        job_condition(&job, "SuccessCriteriaMet").as_deref(),
+        Some("CompletionsReached")
+    );
+    assert!(status.completion_time.is_some());
+    assert!(most_active <= 2, "parallelism 2 exceeded: {most_active}");
+    let pods = pods_in(&client, ns, "job-name=work").await?;
+    assert_eq!(
+        pods.len(),
+        6,
+        "five successes and one failure, no duplicates"
+    );
+    assert!(
+        pods.iter().all(|p| p.finalizers().is_empty()),
+        "tracking finalizers released"
+    );
+
+    // A FailJob rule of the pod failure policy fails the job at once.
+    let strict: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": { "name": "strict" },
+        "spec": {
+            "completions": 3,
+            "backoffLimit": 6,
+            "podFailurePolicy": { "rules": [{ "action": "FailJob", "onExitCodes": { "operator": "In", "values": [42] } }] },
+            "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "c", "image": "busybox:1" }] } },
+        },
+    }))?;
+    jobs.create(&PostParams::default(), &strict).await?;
+    eventually("a strict pod", Duration::from_secs(30), || async {
+        Ok(!pods_in(&client, ns, "job-name=strict").await?.is_empty())
+    })
+    .await?;
+    let first = pods_in(&client, ns, "job-name=strict").await?[0].name_any();
+    finish_pod(&client, ns, &first, 42).await?;
+    eventually("job failed by policy", Duration::from_secs(30), || async {
+        Ok(
+            job_condition(&jobs.get("strict").await?, "Failed").as_deref()
+                == Some("PodFailurePolicy"),
+        )
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    Ok(())
+}
+
+/// Heartbeats for a node the way a kubelet sends them: the Lease and the Ready condition.
+async fn heartbeat(client: &Client, node: &str) -> Result<()> {
+    let now = jiff::Timestamp::now().to_string();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-node-lease");
+    let renew = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let lease = json!({
+        "metadata": { "name": node, "namespace": "kube-node-lease" },
+        "spec": { "holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": renew },
+    });
+    if leases.get_opt(node).await?.is_some() {
+        leases
+            .patch(node, &PatchParams::default(), &Patch::Merge(&lease))
+            .await?;
+    } else {
+        leases
+            .create(&PostParams::default(), &serde_json::from_value(lease)?)
+            .await?;
+    }
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let status = json!({ "status": { "conditions": [
+        { "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+          "lastHeartbeatTime": now, "lastTransitionTime": now },
+    ]}});
+    nodes
+        .patch_status(node, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+fn node_taints(node: &k8s_openapi::api::core::v1::Node) -> Vec<String> {
+    let mut t: Vec<String> = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| format!("{}:{}", t.key, t.effect))
+        .collect();
+    t.sort();
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_node_is_tainted_and_its_pods_evicted_after_toleration_seconds() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(
+        &api,
+        &[
+            "--controllers=nodelifecycle,taint-eviction-controller",
+            "--node-monitor-grace-period=3s",
+            "--node-startup-grace-period=3s",
+            "--node-monitor-period=500ms",
+        ],
+    )?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let node: k8s_openapi::api::core::v1::Node =
+        serde_json::from_value(json!({ "metadata": { "name": "n1" } }))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    let ns = "default";
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for (name, seconds) in [("short", 3), ("patient", 3600)] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": {
+                "nodeName": "n1",
+                "containers": [{ "name": "c", "image": "busybox:1" }],
+                "tolerations": [{ "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds }],
+            },
+        }))?;
+        pods.create(&PostParams::default(), &pod).await?;
+        set_ready(&client, ns, name, true).await?;
+    }
+    // A heartbeating node stays untainted.
+    for _ in 0..12 {
+        heartbeat(&client, "n1").await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        node_taints(&nodes.get("n1").await?).is_empty(),
+        "{:?}",
+        node_taints(&nodes.get("n1").await?)
+    );
+
+    // Silence: Unknown, unreachable taints, pods not ready.
+    let silent_at = std::time::Instant::now();
+    eventually("unreachable taints", Duration::from_secs(20), || async {
+        let n = nodes.get("n1").await?;
+        let ready = n
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready");
+        Ok(ready.is_some_and(|c| c.status == "Unknown")
+            && node_taints(&nodes.get("n1").await?)
+                == [
+                    "node.kubernetes.io/unreachable:NoExecute",
+                    "node.kubernetes.io/unreachable:NoSchedule",
+                ])
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    eventually("pods marked not ready", Duration::from_secs(10), || async {
+        let p = pods.get("patient").await?;
+        Ok(!p
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await?;
+    eventually(
+        "short-tolerating pod evicted",
+        Duration::from_secs(20),
+        || async {
+            Ok(pods
+                .get("short")
+                .await?
+                .metadata
+                .deletion_timestamp
+                .is_some())
+        },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert!(
+        silent_at.elapsed() >= Duration::from_secs(5),
+        "evicted before grace period plus tolerationSeconds"
+    );
+    assert!(pods
+        .get("patient")
+        .await?
+        .metadata
+        .deletion_timestamp
+        .is_none());
+
+    // The node comes back: taints go.
+    heartbeat(&client, "n1").await?;
+    eventually("taints removed", Duration::from_secs(20), || async {
+        heartbeat(&client, "n1").await?;
+        Ok(node_taints(&nodes.get("n1").await?).is_empty())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_hands_over_without_duplicate_pods() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let args = ["--controllers=deployment,replicaset"];
+    let mut first = ControllerManager::start(&api, &args)?;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    let holder = || async {
+        Ok::<_, anyhow::Error>(
+            leases
+                .get_opt("kube-controller-manager")
+                .await?
+                .and_then(|l| l.spec?.holder_identity)
+                .unwrap_or_default(),
+        )
+    };
+    eventually("first replica leads", Duration::from_secs(20), || async {
+        Ok(!holder().await?.is_empty())
+    })
+    .await?;
+    let first_identity = holder().await?;
+    let second = ControllerManager::start(&api, &args)?;
+
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment_manifest("ha", 5)))?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    eventually("5 pods", Duration::from_secs(30), || async {
+        Ok(pods_in(&client, "default", "app=ha").await?.len() == 5)
+    })
+    .await
+    .map_err(|e| first.explain(e))?;
+    assert!(fetch_metrics(first.port)
+        .await?
+        .contains("leader_election_master_status{name=\"kube-controller-manager\"} 1"));
+    assert!(fetch_metrics(second.port)
+        .await?
+        .contains("leader_election_master_status{name=\"kube-controller-manager\"} 0"));
+
+    first.process.kill();
+    kubectl_ok(&api, &["scale", "deployment/ha", "--replicas=8"])?;
+    eventually("second replica leads", Duration::from_secs(30), || async {
+        let h = holder().await?;
+        Ok(!h.is_empty() && h != first_identity)
+    })
+    .await
+    .map_err(|e| second.explain(e))?;
+    eventually("8 pods", Duration::from_secs(30), || async {
+        Ok(pods_in(&client, "default", "app=ha").await?.len() == 8)
+    })
+    .await
+    .map_err(|e| second.explain(e))?;
+    // Settled: the new leader does not create more than asked for.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pods_in(&client, "default", "app=ha").await?.len(), 8);
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        sets.list(&ListParams::default().labels("app=ha"))
+            .await?
+            .items
+            .len(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_gets_its_own_pod_cidr_and_finished_jobs_expire() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(
+        &api,
+        &[
+            "--controllers=nodeipam,job,ttl-after-finished,garbagecollector",
+            "--allocate-node-cidrs",
+            "--cluster-cidr=10.244.0.0/16",
+            "--node-cidr-mask-size=24",
+        ],
+    )?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for name in ["a", "b", "c"] {
+        let node: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(json!({ "metadata": { "name": name } }))?;
+        nodes.create(&PostParams::default(), &node).await?;
+    }
+    eventually("distinct pod CIDRs", Duration::from_secs(30), || async {
+        let mut cidrs: Vec<String> = nodes
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|n| n.spec?.pod_cidr)
+            .collect();
+        cidrs.sort();
+        cidrs.dedup();
+        Ok(cidrs.len() == 3
+            && cidrs
+                .iter()
+                .all(|c| c.starts_with("10.244.") && c.ends_with("/24")))
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": { "name": "brief" },
+        "spec": {
+            "ttlSecondsAfterFinished": 2,
+            "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "c", "image": "busybox:1" }] } },
+        },
+    }))?;
+    jobs.create(&PostParams::default(), &job).await?;
+    eventually("a pod", Duration::from_secs(30), || async {
+        Ok(!pods_in(&client, "default", "job-name=brief")
+            .await?
+            .is_empty())
+    })
+    .await?;
+    let pod = pods_in(&client, "default", "job-name=brief").await?[0].name_any();
+    finish_pod(&client, "default", &pod, 0).await?;
+    eventually("job complete", Duration::from_secs(30), || async {
+        Ok(jobs
+            .get_opt("brief")
+            .await?
+            .is_some_and(|j| job_condition(&j, "Complete").is_some()))
+    })
+    .await?;
+    let finished = std::time::Instant::now();
+    eventually("expired job deleted", Duration::from_secs(30), || async {
+        Ok(jobs.get_opt("brief").await?.is_none())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert!(
+        finished.elapsed() >= Duration::from_secs(1),
+        "deleted before its TTL"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cronjob_starts_a_job_when_the_schedule_comes_due() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=cronjob"])?;
+    let cronjobs: Api<k8s_openapi::api::batch::v1::CronJob> =
+        Api::namespaced(client.clone(), "default");
+    let cj: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(json!({
+        "metadata": { "name": "tick" },
+        "spec": {
+            "schedule": "* * * * *",
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": { "spec": { "template": { "spec": {
+                "restartPolicy": "Never", "containers": [{ "name": "c", "image": "busybox:1" }],
+            }}}},
+        },
+    }))?;
+    cronjobs.create(&PostParams::default(), &cj).await?;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    eventually("a scheduled job", Duration::from_secs(75), || async {
+        Ok(!jobs.list(&ListParams::default()).await?.items.is_empty())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    let job = jobs.list(&ListParams::default()).await?.items.remove(0);
+    let cj = cronjobs.get("tick").await?;
+    let owner = job.owner_references().first().cloned();
+    assert_eq!(owner.map(|o| o.uid), cj.metadata.uid.clone());
+    assert!(job.name_any().starts_with("tick-"), "{}", job.name_any());
+    assert!(job
+        .annotations()
+        .contains_key("batch.kubernetes.io/cronjob-scheduled-timestamp"));
+    eventually(
+        "status lists the active job",
+        Duration::from_secs(15),
+        || async {
+            let s = cronjobs.get("tick").await?.status.unwrap_or_default();
+            Ok(s.last_schedule_time.is_some()
+                && s.active
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|r| r.name.as_deref() == Some(job.name_any().as_str())))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_creates_in_order_and_updates_down_to_the_partition() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=statefulset"])?;
+    let ns = "default";
+    let manifest = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: c, image: "busybox:1"}]}
+"#;
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    eventually("db-0", Duration::from_secs(30), || async {
+        Ok(pods.get_opt("db-0").await?.is_some())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    // OrderedReady: db-1 waits for db-0 to be Running and Ready.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(pods.get_opt("db-1").await?.is_none());
+    let db0 = pods.get("db-0").await?;
+    assert_eq!(
+        db0.spec.as_ref().and_then(|s| s.hostname.as_deref()),
+        Some("db-0")
+    );
+    assert_eq!(
+        db0.spec.as_ref().and_then(|s| s.subdomain.as_deref()),
+        Some("db")
+    );
+    let kubelet = fake_kubelet(client.clone(), ns);
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "statefulset/db", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
+    assert_eq!(pods_in(&client, ns, "app=db").await?.len(), 3);
+
+    // A partitioned rolling update leaves ordinals below the partition alone.
+    kubectl_ok(
+        &api,
+        &[
+            "patch",
+            "statefulset/db",
+            "-p",
+            r#"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":1}}}}"#,
+        ],
+    )?;
+    kubectl_ok(&api, &["set", "image", "statefulset/db", "c=busybox:2"])?;
+    let image = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.containers[0].image.clone())
+            .unwrap_or_default()
+    };
+    eventually("db-1 and db-2 updated", Duration::from_secs(60), || async {
+        let ready = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let one = pods.get_opt("db-1").await?;
+        let two = pods.get_opt("db-2").await?;
+        Ok(one.is_some_and(|p| image(&p) == "busybox:2" && ready(&p))
+            && two.is_some_and(|p| image(&p) == "busybox:2" && ready(&p)))
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(image(&pods.get("db-0").await?), "busybox:1");
+
+    // Scaling down removes the highest ordinal.
+    kubectl_ok(&api, &["scale", "statefulset/db", "--replicas=2"])?;
+    eventually("db-2 removed", Duration::from_secs(30), || async {
+        Ok(pods.get_opt("db-2").await?.is_none())
+    })
+    .await?;
+    assert!(pods.get_opt("db-1").await?.is_some());
+    kubelet.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonset_runs_one_pod_per_eligible_node_and_rolls() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=daemonset"])?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for (name, labels, taints) in [
+        ("ssd-1", json!({ "disk": "ssd" }), json!([])),
+        (
+            "ssd-tainted",
+            json!({ "disk": "ssd" }),
+            json!([{ "key": "dedicated", "value": "db", "effect": "NoSchedule" }]),
+        ),
+        ("hdd", json!({ "disk": "hdd" }), json!([])),
+    ] {
+        let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(
+            json!({ "metadata": { "name": name, "labels": labels }, "spec": { "taints": taints } }),
+        )?;
+        nodes.create(&PostParams::default(), &node).await?;
+    }
+    let manifest = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      nodeSelector: {disk: ssd}
+      containers: [{name: c, image: "busybox:1"}]
+"#;
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let targets = || async {
+        let mut t: Vec<String> = pods_in(&client, "default", "app=agent")
+            .await?
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| {
+                let terms = &p
+                    .spec
+                    .as_ref()?
+                    .affinity
+                    .as_ref()?
+                    .node_affinity
+                    .as_ref()?
+                    .required_during_scheduling_ignored_during_execution
+                    .as_ref()?
+                    .node_selector_terms;
+                terms
+                    .first()?
+                    .match_fields
+                    .as_ref()?
+                    .first()?
+                    .values
+                    .as_ref()?
+                    .first()
+                    .cloned()
+            })
+            .collect();
+        t.sort();
+        Ok::<_, anyhow::Error>(t)
+    };
+    eventually(
+        "a pod on the untainted ssd node only",
+        Duration::from_secs(30),
+        || async { Ok(targets().await? == ["ssd-1"]) },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    nodes
+        .patch(
+            "hdd",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "metadata": { "labels": { "disk": "ssd" } } })),
+        )
+        .await?;
+    eventually(
+        "a pod on the relabelled node",
+        Duration::from_secs(30),
+        || async { Ok(targets().await? == ["hdd", "ssd-1"]) },
+    )
+    .await?;
+
+    let kubelet = fake_kubelet(client.clone(), "default");
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "daemonset/agent", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
+    kubectl_ok(&api, &["set", "image", "daemonset/agent", "c=busybox:2"])?;
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "daemonset/agent", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
+    let pods = pods_in(&client, "default", "app=agent").await?;
+    assert_eq!(images(&pods), ["busybox:2", "busybox:2"]);
+    kubelet.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_quota_usage_follows_pods_and_objects() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=resourcequota"])?;
+    let ns = "default";
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(client.clone(), ns);
+    let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+        "metadata": { "name": "q" },
+        "spec": { "hard": { "pods": "10", "requests.cpu": "4", "configmaps": "5" } },
+    }))?;
+    quotas.create(&PostParams::default(), &quota).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for (name, cpu) in [("a", "250m"), ("b", "1")] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": { "containers": [{ "name": "c", "image": "busybox:1", "resources": { "requests": { "cpu": cpu } } }] },
+        }))?;
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+    let used = |resource: &'static str| {
+        let quotas = quotas.clone();
+        async move {
+            Ok::<_, anyhow::Error>(
+                quotas
+                    .get("q")
+                    .await?
+                    .status
+                    .and_then(|s| s.used)
+                    .and_then(|u| u.get(resource).map(|q| q.0.clone()))
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    eventually("usage counted", Duration::from_secs(30), || async {
+        Ok(used("pods").await? == "2" && used("requests.cpu").await? == "1250m")
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert!(!used("configmaps").await?.is_empty());
+    finish_pod(&client, ns, "b", 0).await?;
+    eventually(
+        "finished pods stop counting",
+        Duration::from_secs(30),
+        || async { Ok(used("pods").await? == "1" && used("requests.cpu").await? == "250m") },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_endpoints_are_mirrored_into_slices() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(
+        &api,
+        &["--controllers=endpointslicemirroring,endpoint,endpointslice"],
+    )?;
+    let ns = "default";
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": { "name": "external" },
+        "spec": { "ports": [{ "port": 5432 }] },
+    }))?;
+    services.create(&PostParams::default(), &svc).await?;
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), ns);
+    let ep: Endpoints = serde_json::from_value(json!({
+        "metadata": { "name": "external" },
+        "subsets": [{ "addresses": [{ "ip": "192.168.10.5" }], "notReadyAddresses": [{ "ip": "192.168.10.6" }], "ports": [{ "port": 5432 }] }],
+    }))?;
+    endpoints.create(&PostParams::default(), &ep).await?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+    let mirrored = || async {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=external"))
+            .await?
+            .items;
+        let mut eps: Vec<(String, bool)> = list
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .map(|e| {
+                (
+                    e.addresses[0].clone(),
+                    e.conditions.as_ref().and_then(|c| c.ready) == Some(true),
+                )
+            })
+            .collect();
+        eps.sort();
+        Ok::<_, anyhow::Error>(eps)
+    };
+    eventually("mirrored slice", Duration::from_secs(30), || async {
+        Ok(mirrored().await?
+            == [
+                ("192.168.10.5".to_string(), true),
+                ("192.168.10.6".to_string(), false),
+            ])
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    endpoints.delete("external", &Default::default()).await?;
+    eventually(
+        "mirror removed with the endpoints",
+        Duration::from_secs(30),
+        || async { Ok(mirrored().await?.is_empty()) },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexed_job_runs_each_index_and_suspend_stops_pods() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=job"])?;
+    let ns = "default";
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), ns);
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": { "name": "idx" },
+        "spec": {
+            "completions": 3,
+            "parallelism": 3,
+            "completionMode": "Indexed",
+            "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "c", "image": "busybox:1" }] } },
+        },
+    }))?;
+    jobs.create(&PostParams::default(), &job).await?;
+    eventually("three indexed pods", Duration::from_secs(30), || async {
+        Ok(pods_in(&client, ns, "job-name=idx").await?.len() == 3)
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    let pods = pods_in(&client, ns, "job-name=idx").await?;
+    let mut indexes: Vec<String> = pods
+        .iter()
+        .filter_map(|p| {
+            p.annotations()
+                .get("batch.kubernetes.io/job-completion-index")
+                .cloned()
+        })
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2"]);
+    for p in &pods {
+        let index = &p.annotations()["batch.kubernetes.io/job-completion-index"];
+        assert_eq!(
+            p.spec.as_ref().and_then(|s| s.hostname.clone()),
+            Some(format!("idx-{index}"))
+        );
+        finish_pod(&client, ns, &p.name_any(), 0).await?;
+    }
+    eventually("all indexes complete", Duration::from_secs(30), || async {
+        let j = jobs.get("idx").await?;
+        Ok(job_condition(&j, "Complete").is_some()
+            && j.status.and_then(|s| s.completed_indexes).as_deref() == Some("0-2"))
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+
+    // Suspending a running job removes its pods; resuming brings them back.
+    let paused: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": { "name": "paused" },
+        "spec": {
+            "parallelism": 2,
+            "completions": 4,
+            "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "c", "image": "busybox:1" }] } },
+        },
+    }))?;
+    jobs.create(&PostParams::default(), &paused).await?;
+    eventually("two pods", Duration::from_secs(30), || async {
+        Ok(pods_in(&client, ns, "job-name=paused").await?.len() == 2)
+    })
+    .await?;
+    jobs.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "suspend": true } })),
+    )
+    .await?;
+    eventually(
+        "suspended without pods",
+        Duration::from_secs(30),
+        || async {
+            let j = jobs.get("paused").await?;
+            let active: Vec<Pod> = pods_in(&client, ns, "job-name=paused")
+                .await?
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            Ok(job_condition(&j, "Suspended").is_some() && active.is_empty())
+        },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    jobs.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "suspend": false } })),
+    )
+    .await?;
+    eventually("resumed with pods", Duration::from_secs(30), || async {
+        Ok(pods_in(&client, ns, "job-name=paused")
+            .await?
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .count()
+            == 2)
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_deployment_removes_old_pods_before_creating_new_ones() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=deployment,replicaset"])?;
+    let ns = "default";
+    let kubelet = fake_kubelet(client.clone(), ns);
+    let manifest = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rec}
+spec:
+  replicas: 3
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: rec}}
+  template:
+    metadata: {labels: {app: rec}}
+    spec: {containers: [{name: c, image: "busybox:1"}]}
+"#;
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "deployment/rec", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
+    // Watch that old and new pods never coexist.
+    let watcher = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut mixed = false;
+            for _ in 0..300 {
+                if let Ok(pods) = pods_in(&client, ns, "app=rec").await {
+                    let imgs = images(&pods);
+                    mixed |= imgs.iter().any(|i| i == "busybox:1")
+                        && imgs.iter().any(|i| i == "busybox:2");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            mixed
+        })
+    };
+    kubectl_ok(&api, &["set", "image", "deployment/rec", "c=busybox:2"])?;
+    kubectl_ok(
+        &api,
+        &["rollout", "status", "deployment/rec", "--timeout=60s"],
+    )
+    .map_err(|e| kcm.explain(e))?;
+    assert_eq!(
+        images(&pods_in(&client, ns, "app=rec").await?),
+        ["busybox:2", "busybox:2", "busybox:2"]
+    );
+    assert!(!watcher.await?, "old and new pods ran at the same time");
     kubelet.abort();
     Ok(())
 }

@@ -24,13 +24,28 @@ use std::{
 use anyhow::{bail, Context, Result};
 use integration_tests::{binary, ApiServer, Etcd, Process};
 use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
-use kube::{
-    api::{Patch, PatchParams, PostParams},
-    Api,
-};
+use kube::{api::PostParams, Api};
 use serde_json::json;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The distribution's Python, for the UDP backends and client.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A UDP server on :5353 answering every datagram with its name (argv[1]).
+const UDP_SERVER: &str = "import socket, sys\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', 5353))\n\
+while True:\n    _, peer = s.recvfrom(512)\n    s.sendto(sys.argv[1].encode(), peer)\n";
+
+/// One UDP query (argv: ip, port, source port or 0); prints the answer.
+const UDP_CLIENT: &str = "import socket, sys\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind(('0.0.0.0', int(sys.argv[3])))\n\
+s.settimeout(2)\n\
+s.sendto(b'?', (sys.argv[1], int(sys.argv[2])))\n\
+print(s.recv(512).decode())\n";
 
 fn sh(args: &[&str]) -> Result<String> {
     let out = Command::new(args[0]).args(&args[1..]).output()?;
@@ -67,39 +82,161 @@ impl Topology {
             sh(&["ip", "-n", &t.ns(ns), "link", "set", "lo", "up"])?;
         }
         let host_if = format!("{}h", t.prefix);
-        sh(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", "uplink", "netns", &node])?;
-        sh(&["ip", "addr", "add", &format!("{}/30", t.host_ip()), "dev", &host_if])?;
+        sh(&[
+            "ip", "link", "add", &host_if, "type", "veth", "peer", "name", "uplink", "netns", &node,
+        ])?;
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", t.host_ip()),
+            "dev",
+            &host_if,
+        ])?;
         sh(&["ip", "link", "set", &host_if, "up"])?;
-        sh(&["ip", "-n", &node, "addr", "add", &format!("10.250.{}.2/30", t.subnet), "dev", "uplink"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &node,
+            "addr",
+            "add",
+            &format!("10.250.{}.2/30", t.subnet),
+            "dev",
+            "uplink",
+        ])?;
         sh(&["ip", "-n", &node, "link", "set", "uplink", "up"])?;
-        sh(&["ip", "-n", &node, "route", "add", "default", "via", &t.host_ip()])?;
-        sh(&["ip", "netns", "exec", &node, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &node,
+            "route",
+            "add",
+            "default",
+            "via",
+            &t.host_ip(),
+        ])?;
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &node,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])?;
         sh(&["ip", "-n", &node, "link", "add", "br0", "type", "bridge"])?;
-        sh(&["ip", "-n", &node, "addr", "add", "10.244.0.1/24", "dev", "br0"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &node,
+            "addr",
+            "add",
+            "10.244.0.1/24",
+            "dev",
+            "br0",
+        ])?;
         sh(&["ip", "-n", &node, "link", "set", "br0", "up"])?;
         for i in 1..=3 {
             let b = t.ns(&format!("b{i}"));
             let port = format!("vb{i}");
-            sh(&["ip", "-n", &node, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &b])?;
-            sh(&["ip", "-n", &node, "link", "set", &port, "master", "br0", "up"])?;
-            sh(&["ip", "-n", &b, "addr", "add", &format!("10.244.0.1{i}/24"), "dev", "eth0"])?;
+            sh(&[
+                "ip", "-n", &node, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &b,
+            ])?;
+            sh(&[
+                "ip", "-n", &node, "link", "set", &port, "master", "br0", "up",
+            ])?;
+            // As CNI bridge plugins do (hairpinMode): a pod reaching itself through a service
+            // comes back out of the port it went in by.
+            sh(&[
+                "ip",
+                "-n",
+                &node,
+                "link",
+                "set",
+                &port,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ])?;
+            sh(&[
+                "ip",
+                "-n",
+                &b,
+                "addr",
+                "add",
+                &format!("10.244.0.1{i}/24"),
+                "dev",
+                "eth0",
+            ])?;
             sh(&["ip", "-n", &b, "link", "set", "eth0", "up"])?;
-            sh(&["ip", "-n", &b, "route", "add", "default", "via", "10.244.0.1"])?;
+            sh(&[
+                "ip",
+                "-n",
+                &b,
+                "route",
+                "add",
+                "default",
+                "via",
+                "10.244.0.1",
+            ])?;
         }
         let client = t.ns("client");
-        sh(&["ip", "-n", &node, "link", "add", "vc0", "type", "veth", "peer", "name", "eth0", "netns", &client])?;
-        sh(&["ip", "-n", &node, "addr", "add", "10.99.0.1/24", "dev", "vc0"])?;
+        sh(&[
+            "ip", "-n", &node, "link", "add", "vc0", "type", "veth", "peer", "name", "eth0",
+            "netns", &client,
+        ])?;
+        sh(&[
+            "ip",
+            "-n",
+            &node,
+            "addr",
+            "add",
+            "10.99.0.1/24",
+            "dev",
+            "vc0",
+        ])?;
         sh(&["ip", "-n", &node, "link", "set", "vc0", "up"])?;
-        sh(&["ip", "-n", &client, "addr", "add", "10.99.0.2/24", "dev", "eth0"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &client,
+            "addr",
+            "add",
+            "10.99.0.2/24",
+            "dev",
+            "eth0",
+        ])?;
         sh(&["ip", "-n", &client, "link", "set", "eth0", "up"])?;
-        sh(&["ip", "-n", &client, "route", "add", "default", "via", "10.99.0.1"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &client,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.99.0.1",
+        ])?;
         Ok(t)
     }
 
     /// An HTTP GET from namespace `ns`: Ok(body) or Err(curl exit code).
     fn get(&self, ns: &str, url: &str) -> std::result::Result<String, i32> {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(ns), "curl", "-s", "--connect-timeout", "2", "-m", "4", url])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(ns),
+                "curl",
+                "-s",
+                "--connect-timeout",
+                "2",
+                "-m",
+                "4",
+                url,
+            ])
             .output()
             .map_err(|_| -1)?;
         if out.status.success() {
@@ -109,9 +246,28 @@ impl Topology {
         }
     }
 
+    /// One UDP query from the client namespace (source port 0: any).
+    fn udp(&self, ip: &str, port: u16, source_port: u16) -> Result<String> {
+        self.exec(
+            "client",
+            &[
+                PYTHON,
+                "-c",
+                UDP_CLIENT,
+                ip,
+                &port.to_string(),
+                &source_port.to_string(),
+            ],
+        )
+        .map(|s| s.trim().to_string())
+    }
+
     fn names(&self, url: &str, n: usize) -> Result<Vec<String>> {
         (0..n)
-            .map(|_| self.get("client", url).map_err(|c| anyhow::anyhow!("GET {url} failed: curl exit {c}")))
+            .map(|_| {
+                self.get("client", url)
+                    .map_err(|c| anyhow::anyhow!("GET {url} failed: curl exit {c}"))
+            })
             .collect()
     }
 
@@ -127,9 +283,13 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         for ns in ["client", "b1", "b2", "b3", "node"] {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(ns)]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(ns)])
+                .status();
         }
-        let _ = Command::new("ip").args(["link", "del", &format!("{}h", self.prefix)]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("{}h", self.prefix)])
+            .status();
     }
 }
 
@@ -168,7 +328,8 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    async fn start(mode: Option<&str>) -> Result<Cluster> {
+    /// Starts everything; without `packet_filter`, kube-proxy's PATH has no nft or iptables.
+    async fn start(mode: Option<&str>, packet_filter: bool) -> Result<Cluster> {
         let topo = Topology::build()?;
         let etcd = Etcd::start()?;
         let api = ApiServer::start(&etcd)?;
@@ -188,9 +349,33 @@ impl Cluster {
             std::fs::create_dir_all(&root)?;
             std::fs::write(root.join("index.html"), format!("b{i}\n"))?;
             let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &topo.ns(&format!("b{i}")), "busybox", "httpd", "-f", "-p", "8080", "-h"])
-                .arg(&root);
+            cmd.args([
+                "netns",
+                "exec",
+                &topo.ns(&format!("b{i}")),
+                "busybox",
+                "httpd",
+                "-f",
+                "-p",
+                "8080",
+                "-h",
+            ])
+            .arg(&root);
             backends.push(Process::spawn(cmd, dir.path().join(format!("b{i}.log")))?);
+            let mut cmd = Command::new("ip");
+            cmd.args([
+                "netns",
+                "exec",
+                &topo.ns(&format!("b{i}")),
+                PYTHON,
+                "-c",
+                UDP_SERVER,
+            ])
+            .arg(format!("b{i}"));
+            backends.push(Process::spawn(
+                cmd,
+                dir.path().join(format!("b{i}-udp.log")),
+            )?);
         }
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &topo.ns("node")])
@@ -208,6 +393,12 @@ impl Cluster {
         if let Some(m) = mode {
             cmd.arg(format!("--proxy-mode={m}"));
         }
+        if !packet_filter {
+            let bin = dir.path().join("bin");
+            std::fs::create_dir_all(&bin)?;
+            std::os::unix::fs::symlink(sh(&["sh", "-c", "command -v ip"])?.trim(), bin.join("ip"))?;
+            cmd.env("PATH", &bin);
+        }
         let proxy = Process::spawn(cmd, dir.path().join("kube-proxy.log"))?;
         let cluster = Cluster {
             proxy: Some(proxy),
@@ -220,13 +411,19 @@ impl Cluster {
             client,
         };
         cluster.wait("kube-proxy /healthz", Duration::from_secs(30), || {
-            cluster.topo.get("client", "http://10.99.0.1:10256/healthz").is_ok()
+            cluster
+                .topo
+                .get("client", "http://10.99.0.1:10256/healthz")
+                .is_ok()
         })?;
         Ok(cluster)
     }
 
     fn log(&self) -> String {
-        self.proxy.as_ref().map(Process::log_text).unwrap_or_default()
+        self.proxy
+            .as_ref()
+            .map(Process::log_text)
+            .unwrap_or_default()
     }
 
     fn wait(&self, what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> Result<()> {
@@ -237,7 +434,10 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("{what} not reached within {timeout:?}; kube-proxy log:\n{}", self.log())
+        bail!(
+            "{what} not reached within {timeout:?}; kube-proxy log:\n{}",
+            self.log()
+        )
     }
 
     /// Creates a Service and returns (cluster IP, node port).
@@ -274,21 +474,26 @@ impl Cluster {
                 })
             })
             .collect();
-        let slice: EndpointSlice = serde_json::from_value(json!({
+        let mut slice: EndpointSlice = serde_json::from_value(json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": format!("{service}-1"), "namespace": "default",
                          "labels": {"kubernetes.io/service-name": service}},
             "addressType": "IPv4",
-            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                      {"name": "dns", "port": 5353, "protocol": "UDP"}],
             "endpoints": endpoints,
         }))?;
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
-        api.patch(
-            &format!("{service}-1"),
-            &PatchParams::apply("kube-proxy-test").force(),
-            &Patch::Apply(&slice),
-        )
-        .await?;
+        let name = format!("{service}-1");
+        match api.get_opt(&name).await? {
+            Some(existing) => {
+                slice.metadata.resource_version = existing.metadata.resource_version;
+                api.replace(&name, &PostParams::default(), &slice).await?;
+            }
+            None => {
+                api.create(&PostParams::default(), &slice).await?;
+            }
+        }
         Ok(())
     }
 }
@@ -299,7 +504,7 @@ fn distinct(names: &[String]) -> BTreeSet<&str> {
 
 /// The whole walk-through for one mode.
 async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
-    let c = Cluster::start(mode).await?;
+    let c = Cluster::start(mode, true).await?;
     assert!(
         c.log().contains("using proxy mode") && c.log().contains(expect_mode),
         "no mode log line for {expect_mode}:\n{}",
@@ -307,25 +512,90 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     );
 
     // ClusterIP and NodePort reach every ready backend, spread across them.
-    let (ip, np) = c.service("web", json!({})).await?;
+    let (ip, np) = c
+        .service(
+            "web",
+            json!({"ports": [
+                {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+                {"name": "dns", "port": 53, "targetPort": 5353, "protocol": "UDP"},
+            ]}),
+        )
+        .await?;
     let np = np.context("no node port allocated")?;
-    c.endpoints("web", &[(1, true, "node-a"), (2, true, "node-a"), (3, true, "node-a")]).await?;
+    c.endpoints(
+        "web",
+        &[
+            (1, true, "node-a"),
+            (2, true, "node-a"),
+            (3, true, "node-a"),
+        ],
+    )
+    .await?;
     let cluster_url = format!("http://{ip}/");
     let node_url = format!("http://10.99.0.1:{np}/");
-    c.wait("the ClusterIP answering", Duration::from_secs(20), || c.topo.get("client", &cluster_url).is_ok())?;
+    c.wait("the ClusterIP answering", Duration::from_secs(20), || {
+        c.topo.get("client", &cluster_url).is_ok()
+    })?;
     let all: BTreeSet<&str> = ["b1", "b2", "b3"].into_iter().collect();
     let names = c.topo.names(&cluster_url, 30)?;
     assert_eq!(distinct(&names), all, "ClusterIP spread: {names:?}");
     let names = c.topo.names(&node_url, 30)?;
     assert_eq!(distinct(&names), all, "NodePort spread: {names:?}");
-    let from_node = c.topo.exec("node", &["curl", "-s", "-m", "4", &cluster_url])?;
-    assert!(from_node.starts_with('b'), "ClusterIP from the node itself: {from_node:?}");
+    let from_node = c
+        .topo
+        .exec("node", &["curl", "-s", "-m", "4", &cluster_url])?;
+    assert!(
+        from_node.starts_with('b'),
+        "ClusterIP from the node itself: {from_node:?}"
+    );
 
-    // A backend marked not ready stops receiving traffic within one sync.
-    c.endpoints("web", &[(1, true, "node-a"), (2, false, "node-a"), (3, true, "node-a")]).await?;
+    // A backend reaches its own service, including (about a third of the time) itself.
+    let mut from_b1 = Vec::new();
+    for _ in 0..20 {
+        from_b1.push(c.topo.get("b1", &cluster_url));
+    }
+    assert!(
+        from_b1
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|a| a.starts_with('b'))),
+        "requests from b1 through the service failed: {from_b1:?}; log:\n{}",
+        c.log()
+    );
+
+    // UDP is spread too, and one flow (fixed source port) stays on one endpoint.
+    let answers: Vec<String> = (0..30)
+        .map(|_| c.topo.udp(&ip, 53, 0))
+        .collect::<Result<_>>()?;
+    assert_eq!(distinct(&answers), all, "UDP spread: {answers:?}");
+    let pinned = c.topo.udp(&ip, 53, 40000)?;
+    for _ in 0..3 {
+        assert_eq!(
+            c.topo.udp(&ip, 53, 40000)?,
+            pinned,
+            "one UDP flow changed endpoints"
+        );
+    }
+
+    // The backend that flow uses is marked not ready: within one sync no new TCP connection
+    // reaches it, and the UDP flow moves (its conntrack entry was flushed).
+    let gone: u8 = pinned.trim_start_matches('b').parse()?;
+    let eps: Vec<(u8, bool, &str)> = (1..=3).map(|i| (i, i != gone, "node-a")).collect();
+    c.endpoints("web", &eps).await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let names = c.topo.names(&cluster_url, 30)?;
-    assert_eq!(distinct(&names), ["b1", "b3"].into_iter().collect(), "after b2 went unready: {names:?}");
+    let remaining: BTreeSet<&str> = all.iter().copied().filter(|n| *n != pinned).collect();
+    assert_eq!(
+        distinct(&names),
+        remaining,
+        "after {pinned} went unready: {names:?}"
+    );
+    for _ in 0..3 {
+        let moved = c.topo.udp(&ip, 53, 40000)?;
+        assert_ne!(
+            moved, pinned,
+            "the UDP flow still reaches the unready endpoint"
+        );
+    }
 
     // ClientIP affinity pins a client to one backend.
     let (sticky_ip, _) = c
@@ -334,9 +604,21 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
             json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 300}}}),
         )
         .await?;
-    c.endpoints("sticky", &[(1, true, "node-a"), (2, true, "node-a"), (3, true, "node-a")]).await?;
+    c.endpoints(
+        "sticky",
+        &[
+            (1, true, "node-a"),
+            (2, true, "node-a"),
+            (3, true, "node-a"),
+        ],
+    )
+    .await?;
     let sticky_url = format!("http://{sticky_ip}/");
-    c.wait("the sticky service answering", Duration::from_secs(20), || c.topo.get("client", &sticky_url).is_ok())?;
+    c.wait(
+        "the sticky service answering",
+        Duration::from_secs(20),
+        || c.topo.get("client", &sticky_url).is_ok(),
+    )?;
     let names = c.topo.names(&sticky_url, 15)?;
     assert_eq!(distinct(&names).len(), 1, "affinity did not pin: {names:?}");
 
@@ -344,11 +626,17 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     let (empty_ip, empty_np) = c.service("empty", json!({})).await?;
     let empty_np = empty_np.context("no node port")?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    for url in [format!("http://{empty_ip}/"), format!("http://10.99.0.1:{empty_np}/")] {
+    for url in [
+        format!("http://{empty_ip}/"),
+        format!("http://10.99.0.1:{empty_np}/"),
+    ] {
         let start = Instant::now();
         let result = c.topo.get("client", &url);
         assert_eq!(result, Err(7), "{url} should be refused; log:\n{}", c.log());
-        assert!(start.elapsed() < Duration::from_millis(1500), "{url} was not refused at once");
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{url} was not refused at once"
+        );
     }
 
     // externalTrafficPolicy Local keeps node-port traffic on this node's endpoints, and the
@@ -360,38 +648,128 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
         )
         .await?;
     let local_np = local_np.context("no node port")?;
-    c.endpoints("local", &[(1, true, "node-a"), (3, true, "node-b")]).await?;
+    c.endpoints("local", &[(1, true, "node-a"), (3, true, "node-b")])
+        .await?;
     let local_url = format!("http://10.99.0.1:{local_np}/");
-    c.wait("the Local service answering", Duration::from_secs(20), || c.topo.get("client", &local_url).is_ok())?;
+    c.wait(
+        "the Local service answering",
+        Duration::from_secs(20),
+        || c.topo.get("client", &local_url).is_ok(),
+    )?;
     let names = c.topo.names(&local_url, 20)?;
-    assert_eq!(distinct(&names), ["b1"].into_iter().collect(), "Local policy left the node: {names:?}");
-    let hc = c.topo.get("client", "http://10.99.0.1:32555/").map_err(|e| anyhow::anyhow!("health check node port: curl {e}"))?;
-    assert!(hc.contains("\"localEndpoints\":1"), "health check body: {hc}");
+    assert_eq!(
+        distinct(&names),
+        ["b1"].into_iter().collect(),
+        "Local policy left the node: {names:?}"
+    );
+    let hc = c
+        .topo
+        .get("client", "http://10.99.0.1:32555/")
+        .map_err(|e| anyhow::anyhow!("health check node port: curl {e}"))?;
+    assert!(
+        hc.contains("\"localEndpoints\":1"),
+        "health check body: {hc}"
+    );
+
+    // internalTrafficPolicy Local keeps cluster-IP traffic on this node's endpoints.
+    let (itp_ip, _) = c
+        .service(
+            "itp",
+            json!({"type": "ClusterIP", "internalTrafficPolicy": "Local"}),
+        )
+        .await?;
+    c.endpoints("itp", &[(2, true, "node-a"), (3, true, "node-b")])
+        .await?;
+    let itp_url = format!("http://{itp_ip}/");
+    c.wait(
+        "the internal-Local service answering",
+        Duration::from_secs(20),
+        || c.topo.get("client", &itp_url).is_ok(),
+    )?;
+    let names = c.topo.names(&itp_url, 20)?;
+    assert_eq!(
+        distinct(&names),
+        ["b2"].into_iter().collect(),
+        "internal Local policy: {names:?}"
+    );
+
+    // External IPs are served like the cluster IP.
+    c.service(
+        "ext",
+        json!({"type": "ClusterIP", "externalIPs": ["10.98.0.100"]}),
+    )
+    .await?;
+    c.endpoints("ext", &[(3, true, "node-a")]).await?;
+    c.wait("the external IP answering", Duration::from_secs(20), || {
+        c.topo
+            .get("client", "http://10.98.0.100/")
+            .is_ok_and(|b| b == "b3")
+    })?;
 
     // Health and metrics.
-    let healthz = c.topo.get("client", "http://10.99.0.1:10256/healthz").map_err(|e| anyhow::anyhow!("healthz: {e}"))?;
-    assert!(healthz.contains("lastUpdated"), "{healthz}");
-    let metrics = c
+    let healthz = c
         .topo
-        .exec("node", &["curl", "-s", "-m", "4", "http://127.0.0.1:10249/metrics"])?;
-    assert!(metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count"), "{metrics}");
-    assert!(metrics.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds"), "{metrics}");
+        .get("client", "http://10.99.0.1:10256/healthz")
+        .map_err(|e| anyhow::anyhow!("healthz: {e}"))?;
+    assert!(healthz.contains("lastUpdated"), "{healthz}");
+    let metrics = c.topo.exec(
+        "node",
+        &["curl", "-s", "-m", "4", "http://127.0.0.1:10249/metrics"],
+    )?;
+    assert!(
+        metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds"),
+        "{metrics}"
+    );
 
-    // --cleanup leaves nothing behind.
+    // --cleanup leaves nothing behind (of what this mode did install).
+    let installed = match expect_mode {
+        "nftables" => c
+            .topo
+            .exec("node", &["nft", "list", "table", "ip", "kube-proxy"])?
+            .contains("numgen random"),
+        "iptables" => c
+            .topo
+            .exec("node", &["iptables-save", "-t", "nat"])?
+            .contains(":KUBE-SVC-"),
+        _ => c
+            .topo
+            .exec("node", &["ip", "-o", "addr", "show"])?
+            .contains("kube-proxy"),
+    };
+    assert!(
+        installed,
+        "{expect_mode} mode installed nothing recognisable"
+    );
     let mut c = c;
     if let Some(mut p) = c.proxy.take() {
         p.terminate();
     }
-    c.topo.exec("node", &[&binary("kube-proxy").display().to_string(), "--cleanup"])?;
+    c.topo.exec(
+        "node",
+        &[&binary("kube-proxy").display().to_string(), "--cleanup"],
+    )?;
     let ruleset = c.topo.exec("node", &["nft", "list", "ruleset"])?;
-    assert!(!ruleset.contains("kube-proxy"), "nftables left behind:\n{ruleset}");
+    assert!(
+        !ruleset.contains("kube-proxy"),
+        "nftables left behind:\n{ruleset}"
+    );
     for save in ["iptables-nft-save", "iptables-legacy-save"] {
         let rules = c.topo.exec("node", &[save])?;
         assert!(!rules.contains("KUBE-"), "{save} left behind:\n{rules}");
     }
     let addrs = c.topo.exec("node", &["ip", "-o", "addr", "show"])?;
-    assert!(!addrs.contains("kube-proxy"), "interface addresses left behind:\n{addrs}");
-    assert!(c.topo.get("client", &cluster_url).is_err(), "the ClusterIP still answers after --cleanup");
+    assert!(
+        !addrs.contains("kube-proxy"),
+        "interface addresses left behind:\n{addrs}"
+    );
+    assert!(
+        c.topo.get("client", &cluster_url).is_err(),
+        "the ClusterIP still answers after --cleanup"
+    );
     let _ = &c.dir;
     let _ = &c.api;
     Ok(())
@@ -410,4 +788,42 @@ async fn iptables_mode_proxies_services() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn userspace_mode_proxies_services() -> Result<()> {
     scenario(Some("userspace"), "userspace").await
+}
+
+/// Without nft and iptables, kube-proxy falls back to userspace, says so on the Node, and still
+/// serves a ClusterIP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falls_back_to_userspace_without_a_packet_filter() -> Result<()> {
+    let c = Cluster::start(None, false).await?;
+    let log = c.log();
+    assert!(
+        log.contains("falling back") && log.contains("userspace"),
+        "{log}"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(c.client.clone(), "default");
+    let list = events.list(&Default::default()).await?;
+    let fallback = list
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("ProxyModeFallback"))
+        .context("no ProxyModeFallback event")?;
+    assert_eq!(fallback.involved_object.kind.as_deref(), Some("Node"));
+    assert_eq!(fallback.involved_object.name.as_deref(), Some("node-a"));
+    assert_eq!(fallback.type_.as_deref(), Some("Warning"));
+
+    let (ip, _) = c.service("web", json!({})).await?;
+    c.endpoints("web", &[(1, true, "node-a"), (2, true, "node-a")])
+        .await?;
+    let url = format!("http://{ip}/");
+    c.wait("the ClusterIP answering", Duration::from_secs(20), || {
+        c.topo.get("client", &url).is_ok()
+    })?;
+    let names = c.topo.names(&url, 10)?;
+    assert_eq!(
+        distinct(&names),
+        ["b1", "b2"].into_iter().collect(),
+        "{names:?}"
+    );
+    Ok(())
 }

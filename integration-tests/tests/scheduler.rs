@@ -66,9 +66,12 @@ impl Scheduler {
             _dir: dir,
         };
         let start = Instant::now();
-        while s.get("/healthz").map(|(code, _)| code) != Ok(200) {
+        while s.get("/healthz").map(|(code, _)| code).ok() != Some(200) {
             if start.elapsed() > Duration::from_secs(20) {
-                bail!("scheduler did not become healthy:\n{}", s.process.log_text());
+                bail!(
+                    "scheduler did not become healthy:\n{}",
+                    s.process.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -104,7 +107,8 @@ async fn node(client: &Client, name: &str, cpu: &str, extra: Value) -> Result<()
     });
     api.create(&PostParams::default(), &serde_json::from_value(body)?)
         .await?;
-    let resources = json!({"cpu": cpu, "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+    let resources =
+        json!({"cpu": cpu, "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"});
     let status = json!({"status": {
         "capacity": resources,
         "allocatable": resources,
@@ -121,7 +125,13 @@ async fn pod(client: &Client, name: &str, cpu: &str, spec: Value) -> Result<()> 
     pod_with(client, name, json!({}), cpu, spec).await
 }
 
-async fn pod_with(client: &Client, name: &str, labels: Value, cpu: &str, spec: Value) -> Result<()> {
+async fn pod_with(
+    client: &Client,
+    name: &str,
+    labels: Value,
+    cpu: &str,
+    spec: Value,
+) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut container = json!({"name": "c", "image": "registry.k8s.io/pause:3.10",
         "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}});
@@ -179,10 +189,14 @@ async fn reset(client: &Client) -> Result<()> {
         ..Default::default()
     };
     for p in pods.list(&ListParams::default()).await? {
-        let _ = pods.delete(p.metadata.name.as_deref().unwrap_or(""), &now).await;
+        let _ = pods
+            .delete(p.metadata.name.as_deref().unwrap_or(""), &now)
+            .await;
     }
     for n in nodes.list(&ListParams::default()).await? {
-        let _ = nodes.delete(n.metadata.name.as_deref().unwrap_or(""), &now).await;
+        let _ = nodes
+            .delete(n.metadata.name.as_deref().unwrap_or(""), &now)
+            .await;
     }
     let start = Instant::now();
     while !pods.list(&ListParams::default()).await?.items.is_empty()
@@ -205,7 +219,10 @@ async fn choose(c: &Cluster, a: Value, b: Value, setup: Value, spec: Value) -> R
     node(&c.client, "b", "4", b).await?;
     for (i, existing) in setup.as_array().into_iter().flatten().enumerate() {
         let name = format!("existing-{i}");
-        let cpu = existing.get("cpu").and_then(Value::as_str).unwrap_or("100m");
+        let cpu = existing
+            .get("cpu")
+            .and_then(Value::as_str)
+            .unwrap_or("100m");
         pod_with(
             &c.client,
             &name,
@@ -239,49 +256,156 @@ async fn each_plugin_changes_the_chosen_node() -> Result<()> {
     let on = |n: &str| json!({"nodeName": n});
 
     // NodeResourcesFit LeastAllocated (score): a already holds 2 cpu.
-    let got = choose(&c, json!({}), json!({}), json!([{"cpu": "2", "spec": on("a")}]), json!({})).await?;
+    let got = choose(
+        &c,
+        json!({}),
+        json!({}),
+        json!([{"cpu": "2", "spec": on("a")}]),
+        json!({}),
+    )
+    .await?;
     assert_eq!(got, "b", "LeastAllocated");
-    // NodeResourcesFit (filter): b is emptier, but only a has room for 3 more cpu.
+    // NodeResourcesFit (filter): the pod prefers b, but only a has room for 2 cpu.
     reset(&c.client).await?;
-    node(&c.client, "a", "8", json!({})).await?;
-    node(&c.client, "b", "4", json!({})).await?;
-    pod(&c.client, "fill", "4", json!({"nodeName": "a"})).await?;
-    pod(&c.client, "big", "3500m", json!({})).await?;
-    assert_eq!(bound(&c.client, "big").await?, "a", "NodeResourcesFit filter");
+    node(&c.client, "a", "4", json!({})).await?;
+    node(&c.client, "b", "1", json!({"labels": {"fast": "yes"}})).await?;
+    let prefer_fast = json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]}}]}}});
+    pod(&c.client, "big", "2", prefer_fast).await?;
+    assert_eq!(
+        bound(&c.client, "big").await?,
+        "a",
+        "NodeResourcesFit filter"
+    );
     // MostAllocated through a second profile: the fuller node wins.
-    let got = choose(&c, json!({}), json!({}), json!([{"cpu": "2", "spec": on("a")}]), json!({"schedulerName": "bin-packing"})).await?;
+    let got = choose(
+        &c,
+        json!({}),
+        json!({}),
+        json!([{"cpu": "2", "spec": on("a")}]),
+        json!({"schedulerName": "bin-packing"}),
+    )
+    .await?;
     assert_eq!(got, "a", "MostAllocated profile");
     // NodeAffinity: nodeSelector, required In, preferred terms.
-    let got = choose(&c, json!({"labels": {"disk": "ssd"}}), json!({}), json!([]), json!({"nodeSelector": {"disk": "ssd"}})).await?;
+    let got = choose(
+        &c,
+        json!({"labels": {"disk": "ssd"}}),
+        json!({}),
+        json!([]),
+        json!({"nodeSelector": {"disk": "ssd"}}),
+    )
+    .await?;
     assert_eq!(got, "a", "nodeSelector");
     let got = choose(&c, json!({"labels": {"zone": "z1"}}), json!({"labels": {"zone": "z2"}}), json!([]), json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["z1"]}]}]}}}})).await?;
     assert_eq!(got, "b", "required node affinity NotIn");
     let got = choose(&c, json!({}), json!({"labels": {"fast": "yes"}}), json!([]), json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]}}]}}})).await?;
     assert_eq!(got, "b", "preferred node affinity");
     // TaintToleration: NoSchedule filters, PreferNoSchedule scores.
-    let got = choose(&c, json!({"spec": {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}}), json!({}), json!([]), json!({})).await?;
+    let got = choose(
+        &c,
+        json!({"spec": {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}}),
+        json!({}),
+        json!([]),
+        json!({}),
+    )
+    .await?;
     assert_eq!(got, "b", "NoSchedule taint");
     let got = choose(&c, json!({"spec": {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}}), json!({"spec": {"taints": [{"key": "other", "value": "y", "effect": "NoSchedule"}]}}), json!([]), json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "x", "effect": "NoSchedule"}]})).await?;
     assert_eq!(got, "a", "tolerated taint");
-    let got = choose(&c, json!({"spec": {"taints": [{"key": "soft", "effect": "PreferNoSchedule"}]}}), json!({}), json!([]), json!({})).await?;
+    let got = choose(
+        &c,
+        json!({"spec": {"taints": [{"key": "soft", "effect": "PreferNoSchedule"}]}}),
+        json!({}),
+        json!([]),
+        json!({}),
+    )
+    .await?;
     assert_eq!(got, "b", "PreferNoSchedule taint");
     // NodeUnschedulable: a is cordoned.
-    let got = choose(&c, json!({"spec": {"unschedulable": true}}), json!({}), json!([]), json!({})).await?;
+    let got = choose(
+        &c,
+        json!({"spec": {"unschedulable": true}}),
+        json!({}),
+        json!([]),
+        json!({}),
+    )
+    .await?;
     assert_eq!(got, "b", "cordoned node");
     // NodePorts: a already uses hostPort 8080.
     let ports = json!([{"containerPort": 80, "hostPort": 8080}]);
-    let got = choose(&c, json!({}), json!({}), json!([{"spec": {"nodeName": "a", "ports": ports}}]), json!({"ports": ports})).await?;
+    let got = choose(
+        &c,
+        json!({}),
+        json!({}),
+        json!([{"spec": {"nodeName": "a", "ports": ports}}]),
+        json!({"ports": ports}),
+    )
+    .await?;
     assert_eq!(got, "b", "host port conflict");
     // InterPodAffinity: required affinity to the zone of app=db, anti-affinity to app=web.
-    let zones = (json!({"labels": {"zone": "z1"}}), json!({"labels": {"zone": "z2"}}));
+    let zones = (
+        json!({"labels": {"zone": "z1"}}),
+        json!({"labels": {"zone": "z2"}}),
+    );
     let affinity = json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}});
-    let got = choose(&c, zones.0.clone(), zones.1.clone(), json!([{"labels": {"app": "db"}, "spec": on("b")}]), affinity).await?;
+    let got = choose(
+        &c,
+        zones.0.clone(),
+        zones.1.clone(),
+        json!([{"labels": {"app": "db"}, "spec": on("b")}]),
+        affinity,
+    )
+    .await?;
     assert_eq!(got, "b", "pod affinity");
     let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}});
-    let got = choose(&c, json!({}), json!({}), json!([{"labels": {"app": "web"}, "spec": on("b")}]), anti).await?;
+    let got = choose(
+        &c,
+        json!({}),
+        json!({}),
+        json!([{"labels": {"app": "web"}, "spec": on("b")}]),
+        anti,
+    )
+    .await?;
     assert_eq!(got, "a", "pod anti-affinity");
+    // An existing pod's anti-affinity keeps the incoming pod off its node (symmetry).
+    let keep_away = json!({"nodeName": "a", "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"role": "noisy"}}, "topologyKey": "kubernetes.io/hostname"}]}}});
+    reset(&c.client).await?;
+    node(&c.client, "a", "8", json!({})).await?;
+    node(&c.client, "b", "1", json!({})).await?;
+    pod(&c.client, "loner", "100m", keep_away).await?;
+    pod_with(
+        &c.client,
+        "noisy",
+        json!({"role": "noisy"}),
+        "100m",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(
+        bound(&c.client, "noisy").await?,
+        "b",
+        "existing pods' anti-affinity"
+    );
+    // VolumeRestrictions: the same GCE PD cannot be mounted read-write twice on a node.
+    let disk = json!({"volumes": [{"name": "d", "gcePersistentDisk": {"pdName": "pd-1"}}]});
+    let mut on_a = disk.clone();
+    on_a["nodeName"] = json!("a");
+    let got = choose(&c, json!({}), json!({"labels": {"fast": "yes"}}), json!([{"spec": on_a}]), {
+        let mut d = disk.clone();
+        d["affinity"] = json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {"matchExpressions": [{"key": "fast", "operator": "DoesNotExist"}]}}]}});
+        d
+    })
+    .await?;
+    assert_eq!(got, "b", "disk conflict");
     let preferred = json!({"affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "zone"}}]}}});
-    let got = choose(&c, zones.0.clone(), zones.1.clone(), json!([{"labels": {"app": "cache"}, "spec": on("a")}]), preferred).await?;
+    let got = choose(
+        &c,
+        zones.0.clone(),
+        zones.1.clone(),
+        json!([{"labels": {"app": "cache"}, "spec": on("a")}]),
+        preferred,
+    )
+    .await?;
     assert_eq!(got, "a", "preferred pod affinity");
     // PodTopologySpread: a holds two app=s pods; skew 1 forces b, ScheduleAnyway prefers b.
     let spread = |when: &str| json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "s"}}}]});
@@ -290,20 +414,57 @@ async fn each_plugin_changes_the_chosen_node() -> Result<()> {
     node(&c.client, "a", "4", json!({})).await?;
     node(&c.client, "b", "4", json!({})).await?;
     for (i, e) in existing.as_array().into_iter().flatten().enumerate() {
-        pod_with(&c.client, &format!("s-{i}"), e["labels"].clone(), "1", e["spec"].clone()).await?;
+        pod_with(
+            &c.client,
+            &format!("s-{i}"),
+            e["labels"].clone(),
+            "1",
+            e["spec"].clone(),
+        )
+        .await?;
     }
-    pod_with(&c.client, "spread", json!({"app": "s"}), "100m", spread("DoNotSchedule")).await?;
-    assert_eq!(bound(&c.client, "spread").await?, "b", "topology spread DoNotSchedule");
-    let got = choose(&c, json!({}), json!({}), existing.clone(), spread("ScheduleAnyway")).await?;
+    pod_with(
+        &c.client,
+        "spread",
+        json!({"app": "s"}),
+        "100m",
+        spread("DoNotSchedule"),
+    )
+    .await?;
+    assert_eq!(
+        bound(&c.client, "spread").await?,
+        "b",
+        "topology spread DoNotSchedule"
+    );
+    let got = choose(
+        &c,
+        json!({}),
+        json!({}),
+        existing.clone(),
+        spread("ScheduleAnyway"),
+    )
+    .await?;
     assert_eq!(got, "b", "topology spread ScheduleAnyway");
     // ImageLocality: b already holds the pod's 800 MB image.
     let images = json!({"images": [{"names": ["example.com/big:1.0"], "sizeBytes": 800_000_000}]});
-    let got = choose(&c, json!({}), images, json!([]), json!({"image": "example.com/big:1.0"})).await?;
+    let got = choose(
+        &c,
+        json!({}),
+        images,
+        json!([]),
+        json!({"image": "example.com/big:1.0"}),
+    )
+    .await?;
     assert_eq!(got, "b", "image locality");
 
     let (code, metrics) = s.get("/metrics")?;
     assert_eq!(code, 200);
-    assert!(metrics.contains("scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"}"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"}"
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains("scheduler_pending_pods"));
     assert!(metrics.contains("scheduler_scheduling_attempt_duration_seconds_bucket"));
     assert_eq!(s.get("/readyz")?.0, 200);
@@ -316,7 +477,13 @@ async fn unschedulable_pods_are_explained_and_retried_on_node_events() -> Result
     let s = Scheduler::start(&c.api, None, &["--leader-elect=false"])?;
     node(&c.client, "small-1", "1", json!({})).await?;
     node(&c.client, "small-2", "1", json!({})).await?;
-    node(&c.client, "tainted", "8", json!({"spec": {"taints": [{"key": "team", "value": "ml", "effect": "NoSchedule"}]}})).await?;
+    node(
+        &c.client,
+        "tainted",
+        "8",
+        json!({"spec": {"taints": [{"key": "team", "value": "ml", "effect": "NoSchedule"}]}}),
+    )
+    .await?;
     pod(&c.client, "huge", "4", json!({})).await?;
 
     let want = "0/3 nodes are available: 1 node(s) had untolerated taint {team: ml}, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.";
@@ -362,7 +529,11 @@ async fn unschedulable_pods_are_explained_and_retried_on_node_events() -> Result
     assert_eq!(nodes.len(), 3, "{body}");
     for n in nodes {
         let plugin = n["rejected"]["plugin"].as_str().unwrap_or("");
-        let expected = if n["node"] == "tainted" { "TaintToleration" } else { "NodeResourcesFit" };
+        let expected = if n["node"] == "tainted" {
+            "TaintToleration"
+        } else {
+            "NodeResourcesFit"
+        };
         assert_eq!(plugin, expected, "{body}");
     }
     assert_eq!(s.get("/debug/explain/default/nope")?.0, 404);
@@ -371,20 +542,54 @@ async fn unschedulable_pods_are_explained_and_retried_on_node_events() -> Result
     let before = Instant::now();
     node(&c.client, "large", "8", json!({})).await?;
     assert_eq!(bound(&c.client, "huge").await?, "large");
-    assert!(before.elapsed() < Duration::from_secs(5), "took {:?}", before.elapsed());
+    assert!(
+        before.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        before.elapsed()
+    );
     let (_, body) = s.get("/debug/explain/default/huge")?;
     let e: Value = serde_json::from_str(&body)?;
     assert_eq!(e["result"], "Scheduled");
     assert_eq!(e["selectedNode"], "large");
+
+    // A gated pod waits until its scheduling gates are removed.
+    pod(
+        &c.client,
+        "gated",
+        "100m",
+        json!({"schedulingGates": [{"name": "example.com/wait"}]}),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let gated = get_pod(&c.client, "gated").await?;
+    assert!(gated.spec.and_then(|s| s.node_name).is_none());
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    pods.patch(
+        "gated",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"schedulingGates": null}})),
+    )
+    .await?;
+    bound(&c.client, "gated").await?;
 
     // Scored nodes carry per-plugin scores.
     pod(&c.client, "small", "100m", json!({})).await?;
     bound(&c.client, "small").await?;
     let (_, body) = s.get("/debug/explain/default/small")?;
     let e: Value = serde_json::from_str(&body)?;
-    let scored: Vec<&Value> = e["nodes"].as_array().context("nodes")?.iter().filter(|n| n["totalScore"].is_number()).collect();
+    let scored: Vec<&Value> = e["nodes"]
+        .as_array()
+        .context("nodes")?
+        .iter()
+        .filter(|n| n["totalScore"].is_number())
+        .collect();
     assert!(scored.len() >= 2, "{body}");
-    assert!(scored[0]["scores"].as_array().is_some_and(|s| s.iter().any(|x| x["plugin"] == "NodeResourcesFit")), "{body}");
+    assert!(
+        scored[0]["scores"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x["plugin"] == "NodeResourcesFit")),
+        "{body}"
+    );
     Ok(())
 }
 
@@ -399,12 +604,36 @@ async fn preemption_evicts_the_lowest_priority_victim() -> Result<()> {
         )?;
     }
     node(&c.client, "only", "2", json!({})).await?;
-    pod(&c.client, "victim", "1", json!({"priorityClassName": "low"})).await?;
-    pod(&c.client, "keeper", "1", json!({"priorityClassName": "mid"})).await?;
+    pod(
+        &c.client,
+        "victim",
+        "1",
+        json!({"priorityClassName": "low"}),
+    )
+    .await?;
+    pod(
+        &c.client,
+        "keeper",
+        "1",
+        json!({"priorityClassName": "mid"}),
+    )
+    .await?;
     bound(&c.client, "victim").await?;
     bound(&c.client, "keeper").await?;
-    pod(&c.client, "never", "1", json!({"priorityClassName": "high", "preemptionPolicy": "Never"})).await?;
-    pod(&c.client, "preemptor", "1", json!({"priorityClassName": "high"})).await?;
+    pod(
+        &c.client,
+        "never",
+        "1",
+        json!({"priorityClassName": "high", "preemptionPolicy": "Never"}),
+    )
+    .await?;
+    pod(
+        &c.client,
+        "preemptor",
+        "1",
+        json!({"priorityClassName": "high"}),
+    )
+    .await?;
 
     // The low-priority pod is deleted gracefully; the mid-priority one stays.
     let start = Instant::now();
@@ -433,7 +662,14 @@ async fn preemption_evicts_the_lowest_priority_victim() -> Result<()> {
     }
     // Without a kubelet, finish the graceful deletion ourselves; the preemptor then binds.
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    pods.delete("victim", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+    pods.delete(
+        "victim",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await?;
     assert_eq!(bound(&c.client, "preemptor").await?, "only");
     let never = get_pod(&c.client, "never").await?;
     assert!(never.spec.and_then(|s| s.node_name).is_none());
@@ -446,7 +682,12 @@ async fn preemption_evicts_the_lowest_priority_victim() -> Result<()> {
 
 async fn lease_holder(client: &Client) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-    leases.get_opt("kube-scheduler").await.ok()??.spec?.holder_identity
+    leases
+        .get_opt("kube-scheduler")
+        .await
+        .ok()??
+        .spec?
+        .holder_identity
 }
 
 async fn scheduled_events(client: &Client, pod: &str) -> Result<usize> {
@@ -455,7 +696,10 @@ async fn scheduled_events(client: &Client, pod: &str) -> Result<usize> {
         .list(&ListParams::default())
         .await?
         .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some("Scheduled"))
+        .filter(|e| {
+            e.involved_object.name.as_deref() == Some(pod)
+                && e.reason.as_deref() == Some("Scheduled")
+        })
         .count())
 }
 
@@ -489,20 +733,243 @@ async fn two_replicas_bind_once_and_fail_over() -> Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     for i in 0..20 {
-        assert_eq!(scheduled_events(&c.client, &format!("p{i}")).await?, 1, "p{i}");
+        assert_eq!(
+            scheduled_events(&c.client, &format!("p{i}")).await?,
+            1,
+            "p{i}"
+        );
     }
     assert_eq!(lease_holder(&c.client).await.unwrap_or_default(), leader);
-    assert!(!second.process.log_text().contains("successfully acquired lease"));
+    assert!(!second
+        .process
+        .log_text()
+        .contains("successfully acquired lease"));
 
     // Kill the leader: the standby takes over within the lease duration and schedules.
     first.process.kill();
     let killed = Instant::now();
     pod(&c.client, "after", "100m", json!({})).await?;
     bound(&c.client, "after").await?;
-    assert!(killed.elapsed() < Duration::from_secs(15), "failover took {:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "failover took {:?}",
+        killed.elapsed()
+    );
     assert_ne!(lease_holder(&c.client).await.unwrap_or_default(), leader);
     let log = second.process.log_text();
     assert!(log.contains("successfully acquired lease"), "{log}");
     assert!(!log.contains("binding failed"), "{log}");
     Ok(())
+}
+
+/// Benchmark knobs, from the environment (defaults: the 5 000-node case).
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Records when each pod is first seen bound, through a watch.
+fn watch_bindings(
+    client: &Client,
+) -> std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let out = seen.clone();
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default());
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            let pods = match event {
+                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => vec![p],
+                _ => continue,
+            };
+            for p in pods {
+                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                    let name = p.metadata.name.unwrap_or_default();
+                    out.lock().unwrap().entry(name).or_insert_with(Instant::now);
+                }
+            }
+        }
+    });
+    seen
+}
+
+async fn in_parallel<F, Fut>(n: usize, concurrency: usize, f: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    use futures::StreamExt;
+    let results: Vec<Result<()>> = futures::stream::iter(0..n)
+        .map(f)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// One benchmark run: nodes, running pods, then pending pods created before the scheduler
+/// starts (throughput), then pods created while it runs (latency).
+async fn bench_run(label: &str, pending_spec: impl Fn(usize) -> Value) -> Result<()> {
+    let nodes = knob("SCHED_BENCH_NODES", 5000);
+    let running = knob("SCHED_BENCH_RUNNING", 1000);
+    let pending = knob("SCHED_BENCH_PENDING", 10_000);
+    let latency_pods = knob("SCHED_BENCH_LATENCY_PODS", 1000);
+    let c = cluster().await?;
+    let client = &c.client;
+    let t = Instant::now();
+    in_parallel(nodes, 64, |i| async move {
+        node(
+            client,
+            &format!("node-{i}"),
+            "4",
+            json!({"labels": {"topology.kubernetes.io/zone": format!("zone-{}", i % 10)}}),
+        )
+        .await
+    })
+    .await?;
+    in_parallel(running, 64, |i| async move {
+        pod(
+            client,
+            &format!("running-{i}"),
+            "100m",
+            json!({"nodeName": format!("node-{}", i % nodes)}),
+        )
+        .await
+    })
+    .await?;
+    let spec = &pending_spec;
+    in_parallel(pending, 64, |i| async move {
+        let s = spec(i);
+        pod_with(
+            client,
+            &format!("pending-{i}"),
+            s["labels"].clone(),
+            "100m",
+            s["spec"].clone(),
+        )
+        .await
+    })
+    .await?;
+    println!(
+        "[{label}] created {nodes} nodes, {running} running and {pending} pending pods in {:?}",
+        t.elapsed()
+    );
+
+    let bound_at = watch_bindings(client);
+    let s = Scheduler::start(&c.api, None, &["--leader-elect=false", "-v=0"])?;
+    let started = Instant::now();
+    let want = running + pending;
+    while bound_at.lock().unwrap().len() < want {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "[{label}] only {} of {want} pods bound",
+                bound_at.lock().unwrap().len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (first, last) = {
+        let seen = bound_at.lock().unwrap();
+        let times: Vec<Instant> = seen
+            .iter()
+            .filter(|(k, _)| k.starts_with("pending-"))
+            .map(|(_, t)| *t)
+            .collect();
+        (times.iter().min().copied(), times.iter().max().copied())
+    };
+    let span = match (first, last) {
+        (Some(f), Some(l)) => l.duration_since(f),
+        _ => Duration::ZERO,
+    };
+    println!(
+        "[{label}] throughput: {pending} pods in {:?} from first to last binding = {:.0} pods/s",
+        span,
+        pending as f64 / span.as_secs_f64().max(1e-9)
+    );
+
+    let created_at = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let ca = &created_at;
+    in_parallel(latency_pods, 8, |i| async move {
+        let s = spec(pending + i);
+        let name = format!("latency-{i}");
+        pod_with(
+            client,
+            &name,
+            s["labels"].clone(),
+            "100m",
+            s["spec"].clone(),
+        )
+        .await?;
+        ca.lock().unwrap().insert(name, Instant::now());
+        Ok(())
+    })
+    .await?;
+    let t = Instant::now();
+    while bound_at.lock().unwrap().len() < want + latency_pods {
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("[{label}] latency pods were not all bound");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut latencies: Vec<Duration> = {
+        let seen = bound_at.lock().unwrap();
+        let created = created_at.lock().unwrap();
+        created
+            .iter()
+            .filter_map(|(k, c)| seen.get(k).map(|b| b.saturating_duration_since(*c)))
+            .collect()
+    };
+    latencies.sort();
+    let (_, metrics) = s.get("/metrics")?;
+    let rss = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    println!(
+        "[{label}] per-pod latency (create to binding seen): p50 {:?}, p99 {:?}; scheduler RSS {:.1} MiB",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        rss / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
+/// `make bench-scheduler`. Run with `--ignored --nocapture` on a release build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_scheduler() -> Result<()> {
+    let runs = std::env::var("SCHED_BENCH_RUNS").unwrap_or_else(|_| "basic,spread".into());
+    if runs.contains("basic") {
+        bench_run("basic", |_| json!({"labels": {}, "spec": {}})).await?;
+    }
+    if !runs.contains("spread") {
+        return Ok(());
+    }
+    // Enough anti-affinity groups that each fits one pod per node.
+    let pods = knob("SCHED_BENCH_PENDING", 10_000) + knob("SCHED_BENCH_LATENCY_PODS", 1000);
+    let groups = pods / knob("SCHED_BENCH_NODES", 5000).max(1) + 2;
+    bench_run("spread+anti-affinity", |i| {
+        let group = format!("g{}", i % groups);
+        json!({
+            "labels": {"app": "bench", "group": group},
+            "spec": {
+                "topologySpreadConstraints": [{"maxSkew": 5, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "bench"}}}],
+                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"group": group}}, "topologyKey": "kubernetes.io/hostname"}]}}
+            }
+        })
+    })
+    .await
 }

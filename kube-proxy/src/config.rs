@@ -181,8 +181,16 @@ impl KubeProxyConfiguration {
             cluster_cidrs: cidrs("clusterCIDR", std::slice::from_ref(&self.cluster_cidr))?,
             requested_mode,
             node_port_cidrs: cidrs("nodePortAddresses", &self.node_port_addresses)?,
-            healthz_bind_address: bind_address("healthzBindAddress", &self.healthz_bind_address, 10256)?,
-            metrics_bind_address: bind_address("metricsBindAddress", &self.metrics_bind_address, 10249)?,
+            healthz_bind_address: bind_address(
+                "healthzBindAddress",
+                &self.healthz_bind_address,
+                10256,
+            )?,
+            metrics_bind_address: bind_address(
+                "metricsBindAddress",
+                &self.metrics_bind_address,
+                10249,
+            )?,
             masquerade_all: settings.masquerade_all,
             masquerade_mark: 1 << bit,
             min_sync_period: parse_duration(&settings.min_sync_period)?,

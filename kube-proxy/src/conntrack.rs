@@ -14,7 +14,10 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stale {
     /// Flows to `service_ip` that were DNATed to `endpoint`.
-    Endpoint { service_ip: IpAddr, endpoint: IpAddr },
+    Endpoint {
+        service_ip: IpAddr,
+        endpoint: IpAddr,
+    },
     /// Flows to a node port that were DNATed to `endpoint`.
     NodePortEndpoint { node_port: u16, endpoint: IpAddr },
     /// Every flow to `service_ip` (it had no endpoints before).
@@ -40,8 +43,16 @@ pub fn stale_entries(changes: &[PortChange]) -> Vec<Stale> {
         let before = usable(c.old.as_ref());
         let after = usable(c.new.as_ref());
         if let Some(old) = &c.old {
-            for gone in before.iter().filter(|e| !after.iter().any(|a| a.ip == e.ip)) {
-                for ip in old.cluster_ips.iter().chain(&old.external_ips).chain(&old.load_balancer_ips) {
+            for gone in before
+                .iter()
+                .filter(|e| !after.iter().any(|a| a.ip == e.ip))
+            {
+                for ip in old
+                    .cluster_ips
+                    .iter()
+                    .chain(&old.external_ips)
+                    .chain(&old.load_balancer_ips)
+                {
                     out.push(Stale::Endpoint {
                         service_ip: *ip,
                         endpoint: gone.ip,

@@ -50,7 +50,12 @@ impl ProxierHealth {
     }
 
     fn body(&self) -> serde_json::Value {
-        let last = self.last_updated.lock().ok().and_then(|g| *g).map(|(_, t)| rfc3339(t));
+        let last = self
+            .last_updated
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .map(|(_, t)| rfc3339(t));
         json!({
             "lastUpdated": last.unwrap_or_default(),
             "currentTime": rfc3339(SystemTime::now()),
@@ -78,7 +83,11 @@ impl ProxierHealth {
 
 fn rfc3339(t: SystemTime) -> String {
     jiff::Timestamp::try_from(t)
-        .map(|ts| ts.round(jiff::Unit::Second).map(|r| r.to_string()).unwrap_or_default())
+        .map(|ts| {
+            ts.round(jiff::Unit::Second)
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        })
         .unwrap_or_default()
 }
 
@@ -133,7 +142,9 @@ impl ServiceHealthServers {
                 }
             };
             let shared = Arc::new(Mutex::new(state));
-            let router = Router::new().fallback(get(service_health)).with_state(shared.clone());
+            let router = Router::new()
+                .fallback(get(service_health))
+                .with_state(shared.clone());
             let task = tokio::spawn(async move {
                 if let Err(err) = axum::serve(listener, router).await {
                     tracing::warn!(%err, port, "health-check node port server stopped");
@@ -166,5 +177,32 @@ impl Drop for ServiceHealthServers {
         for (_, task) in self.servers.values() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+
+    #[test]
+    fn a_change_left_unsynced_past_the_timeout_fails_healthz() {
+        let tracker = Arc::new(Tracker::default());
+        let health = ProxierHealth::new(tracker.clone(), Duration::ZERO, "node-a".into());
+        assert!(health.healthy());
+        let mut svc = Service::default();
+        svc.metadata.namespace = Some("ns".into());
+        svc.metadata.name = Some("web".into());
+        tracker.apply_service(svc);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(!health.healthy());
+        assert_eq!(health.body()["nodeHealthy"], false);
+        tracker.take(false, "node-a");
+        health.updated();
+        assert!(health.healthy());
+        assert!(!health.body()["lastUpdated"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty());
     }
 }

@@ -28,13 +28,15 @@ pub struct Backend {
     pub restore: &'static str,
 }
 
-const NFT: Backend = Backend {
+/// iptables over the nf_tables kernel API.
+pub const NFT: Backend = Backend {
     name: "nft",
     iptables: "iptables-nft",
     save: "iptables-nft-save",
     restore: "iptables-nft-restore",
 };
-const LEGACY: Backend = Backend {
+/// iptables over the legacy x_tables kernel API.
+pub const LEGACY: Backend = Backend {
     name: "legacy",
     iptables: "iptables-legacy",
     save: "iptables-legacy-save",
@@ -62,18 +64,76 @@ impl Backend {
     }
 }
 
-/// Jumps from the built-in chains into kube-proxy's chains: (table, chain, rule args).
-const JUMPS: &[(&str, &str, &str, &str)] = &[
-    ("nat", "PREROUTING", "KUBE-SERVICES", "kubernetes service portals"),
-    ("nat", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals"),
-    ("nat", "POSTROUTING", "KUBE-POSTROUTING", "kubernetes postrouting rules"),
-    ("filter", "INPUT", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals"),
-    ("filter", "INPUT", "KUBE-SERVICES", "kubernetes service portals"),
-    ("filter", "FORWARD", "KUBE-SERVICES", "kubernetes service portals"),
-    ("filter", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals"),
+/// The fixed chains kube-proxy owns (other KUBE- chains, such as kubelet's, are left alone).
+const OWN_CHAINS: &[&str] = &[
+    "KUBE-SERVICES",
+    "KUBE-EXTERNAL-SERVICES",
+    "KUBE-NODEPORTS",
+    "KUBE-POSTROUTING",
+    "KUBE-MARK-MASQ",
 ];
 
-fn jump_args<'a>(table: &'a str, chain: &'a str, target: &'a str, comment: &'a str) -> Vec<&'a str> {
+/// Prefixes of the per-service and per-endpoint chains.
+const SERVICE_CHAIN_PREFIXES: &[&str] = &[
+    "KUBE-SVC-",
+    "KUBE-EXT-",
+    "KUBE-SEP-",
+    "KUBE-SVL-",
+    "KUBE-FW-",
+];
+
+/// Jumps from the built-in chains into kube-proxy's chains: (table, chain, rule args).
+const JUMPS: &[(&str, &str, &str, &str)] = &[
+    (
+        "nat",
+        "PREROUTING",
+        "KUBE-SERVICES",
+        "kubernetes service portals",
+    ),
+    (
+        "nat",
+        "OUTPUT",
+        "KUBE-SERVICES",
+        "kubernetes service portals",
+    ),
+    (
+        "nat",
+        "POSTROUTING",
+        "KUBE-POSTROUTING",
+        "kubernetes postrouting rules",
+    ),
+    (
+        "filter",
+        "INPUT",
+        "KUBE-EXTERNAL-SERVICES",
+        "kubernetes externally-visible service portals",
+    ),
+    (
+        "filter",
+        "INPUT",
+        "KUBE-SERVICES",
+        "kubernetes service portals",
+    ),
+    (
+        "filter",
+        "FORWARD",
+        "KUBE-SERVICES",
+        "kubernetes service portals",
+    ),
+    (
+        "filter",
+        "OUTPUT",
+        "KUBE-SERVICES",
+        "kubernetes service portals",
+    ),
+];
+
+fn jump_args<'a>(
+    table: &'a str,
+    chain: &'a str,
+    target: &'a str,
+    comment: &'a str,
+) -> Vec<&'a str> {
     let mut args = vec!["-w", "-t", table, chain];
     if table == "filter" {
         args.extend(["-m", "conntrack", "--ctstate", "NEW"]);
@@ -152,7 +212,10 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         for (i, e) in targets.iter().enumerate() {
             let s = sep(e);
             if i + 1 == n {
-                rules.push(format!("-A {chain} -m comment --comment \"{id} -> {}:{}\" -j {s}", e.ip, e.port));
+                rules.push(format!(
+                    "-A {chain} -m comment --comment \"{id} -> {}:{}\" -j {s}",
+                    e.ip, e.port
+                ));
             } else {
                 rules.push(format!(
                     "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m statistic --mode random --probability {:.10} -j {s}",
@@ -180,9 +243,13 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         .map(|c| c.to_string())
         .collect();
     for cip in sp.cluster_ips_of(Family::V4) {
-        let m = format!("-d {cip}/32 -p {proto} -m comment --comment \"{id} cluster IP\" -m {proto} --dport {}", sp.port);
+        let m = format!(
+            "-d {cip}/32 -p {proto} -m comment --comment \"{id} cluster IP\" -m {proto} --dport {}",
+            sp.port
+        );
         if cluster_ok {
-            frag.nat_services.push(format!("-A KUBE-SERVICES {m} -j {svc_chain}"));
+            frag.nat_services
+                .push(format!("-A KUBE-SERVICES {m} -j {svc_chain}"));
         } else {
             frag.filter_services.push(format!(
                 "-A KUBE-SERVICES {m} -j {}",
@@ -211,9 +278,13 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         if ext_ok {
             let mut rules = Vec::new();
             if sp.external_policy_local {
-                rules.push(format!("-A {ext_chain} -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"));
+                rules.push(format!(
+                    "-A {ext_chain} -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"
+                ));
                 if cluster_ok {
-                    rules.push(format!("-A {ext_chain} -m addrtype --src-type LOCAL -j {svc_chain}"));
+                    rules.push(format!(
+                        "-A {ext_chain} -m addrtype --src-type LOCAL -j {svc_chain}"
+                    ));
                 }
             } else {
                 rules.push(format!("-A {ext_chain} -j KUBE-MARK-MASQ"));
@@ -224,7 +295,8 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         for eip in sp.external_ips_of(Family::V4) {
             let m = format!("-d {eip}/32 -p {proto} -m comment --comment \"{id} external IP\" -m {proto} --dport {}", sp.port);
             if ext_ok {
-                frag.nat_services.push(format!("-A KUBE-SERVICES {m} -j {ext_chain}"));
+                frag.nat_services
+                    .push(format!("-A KUBE-SERVICES {m} -j {ext_chain}"));
             } else {
                 frag.filter_external.push(format!(
                     "-A KUBE-EXTERNAL-SERVICES {m} -j {}",
@@ -235,7 +307,8 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         if let Some(np) = sp.node_port {
             let m = format!("-p {proto} -m comment --comment \"{id}\" -m {proto} --dport {np}");
             if ext_ok {
-                frag.nat_nodeports.push(format!("-A KUBE-NODEPORTS {m} -j {ext_chain}"));
+                frag.nat_nodeports
+                    .push(format!("-A KUBE-NODEPORTS {m} -j {ext_chain}"));
             } else {
                 frag.filter_external.push(format!(
                     "-A KUBE-EXTERNAL-SERVICES -m addrtype --dst-type LOCAL {m} -j {}",
@@ -309,6 +382,8 @@ impl IptProxier {
         let changed = proxier::apply_changes(&mut self.ports, changes);
         let full = full || !self.synced_once;
         let mut rewritten = 0;
+        // Per-service chains a partial sync rewrites: those of services that changed.
+        let mut touched: BTreeSet<String> = BTreeSet::new();
         if full {
             self.ensure_jumps().await?;
             self.fragments = self
@@ -320,10 +395,19 @@ impl IptProxier {
             // Chains an earlier run left behind are swept as stale.
             let saved = exec::run(self.backend.save, &["-t", "nat"], None).await?;
             for line in saved.lines() {
-                if let Some(chain) = line.strip_prefix(':').and_then(|l| l.split_whitespace().next()) {
-                    if ["KUBE-SVC-", "KUBE-EXT-", "KUBE-SEP-", "KUBE-SVL-", "KUBE-FW-"]
-                        .iter()
-                        .any(|p| chain.starts_with(p))
+                if let Some(chain) = line
+                    .strip_prefix(':')
+                    .and_then(|l| l.split_whitespace().next())
+                {
+                    if [
+                        "KUBE-SVC-",
+                        "KUBE-EXT-",
+                        "KUBE-SEP-",
+                        "KUBE-SVL-",
+                        "KUBE-FW-",
+                    ]
+                    .iter()
+                    .any(|p| chain.starts_with(p))
                     {
                         self.chains.insert(chain.to_string());
                     }
@@ -338,6 +422,9 @@ impl IptProxier {
                 };
                 if old != new {
                     rewritten += 1;
+                    for f in old.iter().chain(new.iter()) {
+                        touched.extend(f.chains.iter().map(|(c, _)| c.clone()));
+                    }
                 }
             }
         }
@@ -346,7 +433,8 @@ impl IptProxier {
         } else {
             Some(net::node_addresses(&self.cfg.node_port_cidrs).await?)
         };
-        let (input, chains, rules) = self.restore_input(node_ips.as_deref());
+        let partial = (!full).then_some(&touched);
+        let (input, chains, rules) = self.restore_input(node_ips.as_deref(), partial);
         exec::run(self.backend.restore, &["-w", "--noflush"], Some(&input)).await?;
         self.chains = chains;
         self.synced_once = true;
@@ -354,12 +442,18 @@ impl IptProxier {
             full,
             rewritten,
             rules,
-            no_local_endpoints: proxier::no_local_endpoints(&self.ports),
             stale_udp: crate::conntrack::stale_entries(&changed),
         })
     }
 
-    fn restore_input(&self, node_ips: Option<&[IpAddr]>) -> (String, BTreeSet<String>, usize) {
+    /// The iptables-restore input. With `partial`, only the listed per-service chains are
+    /// rewritten (chains not named in the input keep their rules under `--noflush`).
+    fn restore_input(
+        &self,
+        node_ips: Option<&[IpAddr]>,
+        partial: Option<&BTreeSet<String>>,
+    ) -> (String, BTreeSet<String>, Vec<(&'static str, usize)>) {
+        let write = |c: &String| partial.is_none_or(|t| t.contains(c));
         let mark = self.cfg.masquerade_mark;
         let mut frags: Vec<(&ServicePortName, &Fragment)> = self.fragments.iter().collect();
         frags.sort_by(|a, b| a.0.cmp(b.0));
@@ -368,21 +462,35 @@ impl IptProxier {
             .flat_map(|(_, f)| f.chains.iter().map(|(c, _)| c.clone()))
             .collect();
         let mut nat = String::from("*nat\n");
-        for c in ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"] {
+        for c in [
+            "KUBE-SERVICES",
+            "KUBE-NODEPORTS",
+            "KUBE-POSTROUTING",
+            "KUBE-MARK-MASQ",
+        ] {
             let _ = writeln!(nat, ":{c} - [0:0]");
         }
-        for c in live.iter().chain(self.chains.difference(&live)) {
+        for c in live
+            .iter()
+            .filter(|c| write(c))
+            .chain(self.chains.difference(&live))
+        {
             let _ = writeln!(nat, ":{c} - [0:0]");
         }
-        let _ = writeln!(nat, "-A KUBE-POSTROUTING -m mark ! --mark {mark:#x}/{mark:#x} -j RETURN");
+        let _ = writeln!(
+            nat,
+            "-A KUBE-POSTROUTING -m mark ! --mark {mark:#x}/{mark:#x} -j RETURN"
+        );
         let _ = writeln!(nat, "-A KUBE-POSTROUTING -j MARK --xor-mark {mark:#x}");
         let _ = writeln!(
             nat,
             "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully"
         );
         let _ = writeln!(nat, "-A KUBE-MARK-MASQ -j MARK --or-mark {mark:#x}");
-        let mut rules = 4;
-        let mut filter = String::from("*filter\n:KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n");
+        let mut nat_rules = 4;
+        let mut filter_rules = 0;
+        let mut filter =
+            String::from("*filter\n:KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n");
         for (_, f) in &frags {
             for line in f.nat_services.iter() {
                 let _ = writeln!(nat, "{line}");
@@ -390,7 +498,8 @@ impl IptProxier {
             for line in f.filter_services.iter().chain(&f.filter_external) {
                 let _ = writeln!(filter, "{line}");
             }
-            rules += f.nat_services.len() + f.filter_services.len() + f.filter_external.len();
+            nat_rules += f.nat_services.len();
+            filter_rules += f.filter_services.len() + f.filter_external.len();
         }
         match node_ips {
             None => {
@@ -412,12 +521,14 @@ impl IptProxier {
             for line in &f.nat_nodeports {
                 let _ = writeln!(nat, "{line}");
             }
-            rules += f.nat_nodeports.len();
-            for (_, chain_rules) in &f.chains {
-                for line in chain_rules {
-                    let _ = writeln!(nat, "{line}");
+            nat_rules += f.nat_nodeports.len();
+            for (chain, chain_rules) in &f.chains {
+                if write(chain) {
+                    for line in chain_rules {
+                        let _ = writeln!(nat, "{line}");
+                    }
                 }
-                rules += chain_rules.len();
+                nat_rules += chain_rules.len();
             }
         }
         for stale in self.chains.difference(&live) {
@@ -425,6 +536,7 @@ impl IptProxier {
         }
         nat.push_str("COMMIT\n");
         filter.push_str("COMMIT\n");
+        let rules = vec![("nat", nat_rules), ("filter", filter_rules)];
         (format!("{filter}{nat}"), live, rules)
     }
 }
@@ -445,7 +557,10 @@ pub async fn cleanup() -> Result<(), ProxyError> {
                 .lines()
                 .filter_map(|l| l.strip_prefix(':'))
                 .filter_map(|l| l.split_whitespace().next())
-                .filter(|c| c.starts_with("KUBE-"))
+                .filter(|c| {
+                    OWN_CHAINS.contains(c)
+                        || SERVICE_CHAIN_PREFIXES.iter().any(|p| c.starts_with(p))
+                })
                 .collect();
             if chains.is_empty() {
                 continue;
@@ -508,9 +623,19 @@ mod tests {
         let f = render(&sp, &cfg);
         assert!(f.nat_services[0].starts_with("-A KUBE-SERVICES -d 10.0.0.10/32 -p tcp"));
         assert!(f.nat_nodeports[0].contains("--dport 30080 -j KUBE-EXT-"));
-        let svc = f.chains.iter().find(|(c, _)| c.starts_with("KUBE-SVC-")).unwrap();
+        let svc = f
+            .chains
+            .iter()
+            .find(|(c, _)| c.starts_with("KUBE-SVC-"))
+            .unwrap();
         assert!(svc.1[0].contains("--probability 0.5000000000"));
-        assert_eq!(f.chains.iter().filter(|(c, _)| c.starts_with("KUBE-SEP-")).count(), 2);
+        assert_eq!(
+            f.chains
+                .iter()
+                .filter(|(c, _)| c.starts_with("KUBE-SEP-"))
+                .count(),
+            2
+        );
         assert!(f.chains.iter().all(|(c, _)| c.len() <= 28));
         let mut none = sp.clone();
         none.cluster_endpoints.clear();

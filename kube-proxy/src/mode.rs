@@ -29,7 +29,10 @@ pub async fn select(requested: Option<ProxyMode>) -> Selection {
     let preferred = requested.unwrap_or(ProxyMode::Nftables);
     if works(preferred).await {
         let reason = match requested {
-            Some(_) => format!("{} was requested and works on this host", preferred.as_str()),
+            Some(_) => format!(
+                "{} was requested and works on this host",
+                preferred.as_str()
+            ),
             None => "no mode was requested and nftables works on this host".to_string(),
         };
         return Selection {
@@ -39,7 +42,11 @@ pub async fn select(requested: Option<ProxyMode>) -> Selection {
         };
     }
     let mut tried = vec![preferred.as_str()];
-    for candidate in [ProxyMode::Nftables, ProxyMode::Iptables, ProxyMode::Userspace] {
+    for candidate in [
+        ProxyMode::Nftables,
+        ProxyMode::Iptables,
+        ProxyMode::Userspace,
+    ] {
         if candidate == preferred {
             continue;
         }

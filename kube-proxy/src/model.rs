@@ -92,12 +92,16 @@ pub struct ServicePort {
 
 impl ServicePort {
     pub fn has_external(&self) -> bool {
-        self.node_port.is_some() || !self.external_ips.is_empty() || !self.load_balancer_ips.is_empty()
+        self.node_port.is_some()
+            || !self.external_ips.is_empty()
+            || !self.load_balancer_ips.is_empty()
     }
 
     /// The cluster IPs of one family.
     pub fn cluster_ips_of(&self, family: Family) -> impl Iterator<Item = &IpAddr> {
-        self.cluster_ips.iter().filter(move |ip| Family::of(ip) == family)
+        self.cluster_ips
+            .iter()
+            .filter(move |ip| Family::of(ip) == family)
     }
 
     /// External and load-balancer IPs of one family.
@@ -124,12 +128,28 @@ fn usable(endpoints: impl Iterator<Item = Endpoint> + Clone) -> Vec<Endpoint> {
     endpoints.filter(|e| e.serving && e.terminating).collect()
 }
 
+/// The label by which another proxy claims a Service; kube-proxy leaves those alone.
+pub const SERVICE_PROXY_NAME_LABEL: &str = "service.kubernetes.io/service-proxy-name";
+
 /// Builds the service ports of one Service from the EndpointSlices that belong to it. Headless
-/// services and services without a cluster IP (ExternalName) have none.
-pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) -> Vec<ServicePort> {
+/// services, services without a cluster IP (ExternalName) and services another proxy claims
+/// have none.
+pub fn service_ports(
+    svc: &Service,
+    slices: &[&EndpointSlice],
+    node_name: &str,
+) -> Vec<ServicePort> {
     let Some(spec) = &svc.spec else {
         return Vec::new();
     };
+    let claimed = svc
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(SERVICE_PROXY_NAME_LABEL));
+    if claimed {
+        return Vec::new();
+    }
     if spec.type_.as_deref() == Some("ExternalName") {
         return Vec::new();
     }
@@ -148,7 +168,10 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
     let namespace = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();
     let parse_ips = |list: Option<&Vec<String>>| -> Vec<IpAddr> {
-        list.into_iter().flatten().filter_map(|s| s.parse().ok()).collect()
+        list.into_iter()
+            .flatten()
+            .filter_map(|s| s.parse().ok())
+            .collect()
     };
     let external_ips = parse_ips(spec.external_ips.as_ref());
     let load_balancer_ips: Vec<IpAddr> = svc
@@ -169,7 +192,10 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
             .and_then(|t| u32::try_from(t).ok())
             .unwrap_or(10800)
     });
-    let is_external_type = matches!(spec.type_.as_deref(), Some("NodePort") | Some("LoadBalancer"));
+    let is_external_type = matches!(
+        spec.type_.as_deref(),
+        Some("NodePort") | Some("LoadBalancer")
+    );
     let external_policy_local = spec.external_traffic_policy.as_deref() == Some("Local")
         && (is_external_type || !external_ips.is_empty());
     let internal_policy_local = spec.internal_traffic_policy.as_deref() == Some("Local");
@@ -252,8 +278,16 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
             external_policy_local,
             internal_policy_local,
             health_check_node_port,
-            cluster_endpoints: if internal_policy_local { local.clone() } else { all.clone() },
-            external_endpoints: if external_policy_local { local.clone() } else { all },
+            cluster_endpoints: if internal_policy_local {
+                local.clone()
+            } else {
+                all.clone()
+            },
+            external_endpoints: if external_policy_local {
+                local.clone()
+            } else {
+                all
+            },
             local_endpoints: local,
             endpoints,
         });
@@ -277,8 +311,10 @@ mod tests {
         for (k, v) in extra.as_object().unwrap() {
             spec[k] = v.clone();
         }
-        serde_json::from_value(json!({"metadata": {"namespace": "ns", "name": "web"}, "spec": spec}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"namespace": "ns", "name": "web"}, "spec": spec}),
+        )
+        .unwrap()
     }
 
     fn slice(eps: serde_json::Value) -> EndpointSlice {
@@ -326,8 +362,13 @@ mod tests {
     }
 
     #[test]
-    fn headless_services_are_skipped() {
+    fn headless_and_foreign_services_are_skipped() {
         let service = svc(json!({"clusterIP": "None", "clusterIPs": ["None"]}));
         assert!(service_ports(&service, &[], "a").is_empty());
+        let mut foreign = svc(json!({}));
+        foreign.metadata.labels =
+            Some([(SERVICE_PROXY_NAME_LABEL.to_string(), "other".to_string())].into());
+        assert!(service_ports(&foreign, &[], "a").is_empty());
+        assert_eq!(service_ports(&svc(json!({})), &[], "a").len(), 1);
     }
 }

@@ -27,6 +27,8 @@ const SERVICE_NODEPORTS: &str = "service-nodeports";
 const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 const NODEPORT_IPS: &str = "nodeport-ips";
+const CLUSTER_CIDRS: &str = "cluster-cidrs";
+const HAIRPIN: &str = "hairpin-endpoints";
 const MARK_MASQ: &str = "mark-for-masquerade";
 const REJECT_CHAIN: &str = "reject-chain";
 
@@ -52,6 +54,8 @@ struct Fragment {
     sets: BTreeMap<String, u32>,
     /// (map, key, verdict)
     elements: Vec<(&'static str, String, String)>,
+    /// Endpoint IPs, which are masqueraded when they reach themselves through the service.
+    hairpin: BTreeSet<IpAddr>,
 }
 
 impl Fragment {
@@ -73,60 +77,70 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
     } else {
         sp.name.port_name.clone()
     };
-    let base = format!("{}/{}/{}/{}", sp.name.namespace, sp.name.name, proto, port_label);
+    let base = format!(
+        "{}/{}/{}/{}",
+        sp.name.namespace, sp.name.name, proto, port_label
+    );
     let hash = proxier::short_hash(&[ip, &base]);
     let svc_chain = format!("service-{}-{base}", &hash[..8]);
     let ext_chain = format!("external-{}-{base}", &hash[..8]);
-    let ep_name = |e: &Endpoint| {
+    let affinity_set = |e: &Endpoint| {
         let addr = e.ip.to_string().replace(':', ".");
         let h = proxier::short_hash(&[ip, &base, &addr, &e.port.to_string()]);
-        (
-            format!("endpoint-{}-{base}__{addr}/{}", &h[..8], e.port),
-            format!("affinity-{}-{base}__{addr}/{}", &h[..8], e.port),
-        )
+        format!("affinity-{}-{base}__{addr}/{}", &h[..8], e.port)
     };
-    let eps: BTreeSet<&Endpoint> = sp
-        .cluster_endpoints
-        .iter()
-        .chain(sp.external_endpoints.iter())
-        .filter(|e| Family::of(&e.ip) == f)
-        .collect();
-    for e in &eps {
-        let (chain, set) = ep_name(e);
-        let mut rules = vec![format!("{ip} saddr {} jump {MARK_MASQ}", e.ip)];
-        if let Some(timeout) = sp.affinity_timeout {
-            frag.sets.insert(set.clone(), timeout);
-            rules.push(format!("update @{set} {{ {ip} saddr }}"));
-        }
+    let dnat = |e: &Endpoint| {
         let dest = match e.ip {
             IpAddr::V4(v4) => format!("{v4}:{}", e.port),
             IpAddr::V6(v6) => format!("[{v6}]:{}", e.port),
         };
-        rules.push(format!("meta l4proto {proto} dnat to {dest}"));
-        frag.chains.insert(chain, rules);
+        format!("meta l4proto {proto} dnat to {dest}")
+    };
+    for e in sp
+        .cluster_endpoints
+        .iter()
+        .chain(sp.external_endpoints.iter())
+        .filter(|e| Family::of(&e.ip) == f)
+    {
+        frag.hairpin.insert(e.ip);
+        if let Some(timeout) = sp.affinity_timeout {
+            frag.sets.insert(affinity_set(e), timeout);
+        }
     }
+    // Endpoints are picked by rules in the service chain itself, not through per-endpoint
+    // chains and a numgen vmap: every vmap literal is an anonymous set, and both the kernel's
+    // naming of anonymous sets and nft's chain cache grow with their number, which made large
+    // syncs quadratic. A NAT statement ends the chain, so the first rule that fires wins.
     let select = |targets: &[Endpoint]| -> Vec<String> {
         let targets: Vec<&Endpoint> = targets.iter().filter(|e| Family::of(&e.ip) == f).collect();
         let mut rules = Vec::new();
+        let remember = |e: &Endpoint| match sp.affinity_timeout {
+            Some(_) => format!("update @{} {{ {ip} saddr }} ", affinity_set(e)),
+            None => String::new(),
+        };
         if sp.affinity_timeout.is_some() {
             for e in &targets {
-                let (chain, set) = ep_name(e);
-                rules.push(format!("{ip} saddr @{set} goto {chain}"));
+                rules.push(format!(
+                    "{ip} saddr @{} {}{}",
+                    affinity_set(e),
+                    remember(e),
+                    dnat(e)
+                ));
             }
         }
-        match targets.as_slice() {
-            [] => rules.push("drop".into()),
-            [one] => rules.push(format!("goto {}", ep_name(one).0)),
-            many => {
-                let arms: Vec<String> = many
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| format!("{i} : goto {}", ep_name(e).0))
-                    .collect();
+        let n = targets.len();
+        if n == 0 {
+            rules.push("drop".into());
+        }
+        for (i, e) in targets.iter().enumerate() {
+            if i + 1 == n {
+                rules.push(format!("{}{}", remember(e), dnat(e)));
+            } else {
                 rules.push(format!(
-                    "numgen random mod {} vmap {{ {} }}",
-                    many.len(),
-                    arms.join(" , ")
+                    "numgen random mod {} == 0 {}{}",
+                    n - i,
+                    remember(e),
+                    dnat(e)
                 ));
             }
         }
@@ -148,18 +162,11 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
         if cfg.masquerade_all {
             rules.push(format!("jump {MARK_MASQ}"));
         } else {
-            let cidrs: Vec<String> = cfg
-                .cluster_cidrs
-                .iter()
-                .filter(|c| c.family() == f)
-                .map(|c| c.to_string())
-                .collect();
-            if !cidrs.is_empty() {
+            if cfg.cluster_cidrs.iter().any(|c| c.family() == f) {
                 for cip in sp.cluster_ips_of(f) {
                     rules.push(format!(
-                        "{ip} daddr {cip} {proto} dport {} {ip} saddr != {{ {} }} jump {MARK_MASQ}",
-                        sp.port,
-                        cidrs.join(" , ")
+                        "{ip} daddr {cip} {proto} dport {} {ip} saddr != @{CLUSTER_CIDRS} jump {MARK_MASQ}",
+                        sp.port
                     ));
                 }
             }
@@ -170,9 +177,14 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
     for cip in sp.cluster_ips_of(f) {
         let key = format!("{cip} . {proto} . {}", sp.port);
         if cluster_ok {
-            frag.elements.push((SERVICE_IPS, key, format!("goto {svc_chain}")));
+            frag.elements
+                .push((SERVICE_IPS, key, format!("goto {svc_chain}")));
         } else {
-            frag.elements.push((NO_ENDPOINT_SERVICES, key, no_ep_verdict(sp.internal_policy_local)));
+            frag.elements.push((
+                NO_ENDPOINT_SERVICES,
+                key,
+                no_ep_verdict(sp.internal_policy_local),
+            ));
         }
     }
 
@@ -222,7 +234,11 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
 }
 
 /// The chains, maps and sets every sync keeps in place, as (chain, rules) plus declarations.
-fn base_objects(f: Family, cfg: &ProxyConfig, restrict_nodeports: bool) -> (Vec<String>, Vec<(String, Vec<String>)>) {
+fn base_objects(
+    f: Family,
+    cfg: &ProxyConfig,
+    restrict_nodeports: bool,
+) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     let ip = fam(f);
     let at = addr_type(f);
     let decls = vec![
@@ -231,6 +247,8 @@ fn base_objects(f: Family, cfg: &ProxyConfig, restrict_nodeports: bool) -> (Vec<
         format!("add map {ip} {TABLE} {NO_ENDPOINT_SERVICES} {{ type {at} . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}"),
         format!("add map {ip} {TABLE} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }}"),
         format!("add set {ip} {TABLE} {NODEPORT_IPS} {{ type {at} ; comment \"IPs that accept NodePort traffic\" ; }}"),
+        format!("add set {ip} {TABLE} {HAIRPIN} {{ type {at} . {at} ; comment \"endpoint . endpoint: traffic from an endpoint to itself through a service\" ; }}"),
+        format!("add set {ip} {TABLE} {CLUSTER_CIDRS} {{ type {at} ; flags interval ; comment \"pod CIDRs; traffic from elsewhere is masqueraded\" ; }}"),
     ];
     let loopback = match f {
         Family::V4 => "127.0.0.0/8",
@@ -249,10 +267,16 @@ fn base_objects(f: Family, cfg: &ProxyConfig, restrict_nodeports: bool) -> (Vec<
         )
     };
     let chains = vec![
-        (MARK_MASQ.to_string(), vec![format!("meta mark set meta mark | {mark:#x}")]),
+        (
+            MARK_MASQ.to_string(),
+            vec![format!("meta mark set meta mark | {mark:#x}")],
+        ),
         (
             "masquerading".to_string(),
             vec![
+                format!(
+                    "ct status dnat {ip} saddr . {ip} daddr @{HAIRPIN} masquerade fully-random"
+                ),
                 format!("meta mark & {mark:#x} == 0 return"),
                 format!("meta mark set meta mark ^ {mark:#x}"),
                 "masquerade fully-random".to_string(),
@@ -273,12 +297,48 @@ fn base_objects(f: Family, cfg: &ProxyConfig, restrict_nodeports: bool) -> (Vec<
             ],
         ),
         (REJECT_CHAIN.to_string(), vec!["reject".to_string()]),
-        hooked("nat-prerouting", "nat", "prerouting", "dstnat", vec!["jump services".into()]),
-        hooked("nat-output", "nat", "output", "-100", vec!["jump services".into()]),
-        hooked("nat-postrouting", "nat", "postrouting", "srcnat", vec!["jump masquerading".into()]),
-        hooked("filter-input", "filter", "input", "-110", vec!["ct state new jump service-endpoints-check".into()]),
-        hooked("filter-forward", "filter", "forward", "-110", vec!["ct state new jump service-endpoints-check".into()]),
-        hooked("filter-output", "filter", "output", "-110", vec!["ct state new jump service-endpoints-check".into()]),
+        hooked(
+            "nat-prerouting",
+            "nat",
+            "prerouting",
+            "dstnat",
+            vec!["jump services".into()],
+        ),
+        hooked(
+            "nat-output",
+            "nat",
+            "output",
+            "-100",
+            vec!["jump services".into()],
+        ),
+        hooked(
+            "nat-postrouting",
+            "nat",
+            "postrouting",
+            "srcnat",
+            vec!["jump masquerading".into()],
+        ),
+        hooked(
+            "filter-input",
+            "filter",
+            "input",
+            "-110",
+            vec!["ct state new jump service-endpoints-check".into()],
+        ),
+        hooked(
+            "filter-forward",
+            "filter",
+            "forward",
+            "-110",
+            vec!["ct state new jump service-endpoints-check".into()],
+        ),
+        hooked(
+            "filter-output",
+            "filter",
+            "output",
+            "-110",
+            vec!["ct state new jump service-endpoints-check".into()],
+        ),
     ];
     (decls, chains)
 }
@@ -293,6 +353,8 @@ fn chain_name(decl: &str) -> &str {
 struct FamilyState {
     fragments: HashMap<ServicePortName, Fragment>,
     node_ips: Vec<IpAddr>,
+    /// How many service ports list each endpoint IP (its hairpin element goes with the last).
+    hairpin_refs: HashMap<IpAddr, usize>,
     written: bool,
 }
 
@@ -340,7 +402,11 @@ impl NftProxier {
         let mut rewritten = 0;
         for &f in &self.families {
             let prev = self.state.remove(&f).unwrap_or_default();
-            let node_ips: Vec<IpAddr> = all_node_ips.iter().copied().filter(|i| Family::of(i) == f).collect();
+            let node_ips: Vec<IpAddr> = all_node_ips
+                .iter()
+                .copied()
+                .filter(|i| Family::of(i) == f)
+                .collect();
             let full_here = full || !prev.written;
             let (st, n) = if full_here {
                 self.full_tx(&mut tx, f, prev, node_ips, restrict)
@@ -353,17 +419,17 @@ impl NftProxier {
         if !tx.is_empty() {
             exec::run("nft", &["-f", "-"], Some(&tx)).await?;
         }
-        let mut rules = 0;
+        let mut rules = Vec::new();
         for (f, mut st) in new_state {
             st.written = true;
-            rules += st.fragments.values().map(Fragment::rule_count).sum::<usize>();
+            let count = st.fragments.values().map(Fragment::rule_count).sum();
+            rules.push((fam(f), count));
             self.state.insert(f, st);
         }
         Ok(SyncReport {
             full,
             rewritten,
             rules,
-            no_local_endpoints: proxier::no_local_endpoints(&self.ports),
             stale_udp: crate::conntrack::stale_entries(&changed),
         })
     }
@@ -388,13 +454,38 @@ impl NftProxier {
         for d in decls {
             let _ = writeln!(tx, "{d}");
         }
-        for m in [SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS] {
+        for m in [
+            SERVICE_IPS,
+            SERVICE_NODEPORTS,
+            NO_ENDPOINT_SERVICES,
+            NO_ENDPOINT_NODEPORTS,
+        ] {
             let _ = writeln!(tx, "flush map {t} {m}");
         }
         let _ = writeln!(tx, "flush set {t} {NODEPORT_IPS}");
         if !node_ips.is_empty() {
             let list: Vec<String> = node_ips.iter().map(ToString::to_string).collect();
-            let _ = writeln!(tx, "add element {t} {NODEPORT_IPS} {{ {} }}", list.join(" , "));
+            let _ = writeln!(
+                tx,
+                "add element {t} {NODEPORT_IPS} {{ {} }}",
+                list.join(" , ")
+            );
+        }
+        let _ = writeln!(tx, "flush set {t} {HAIRPIN}");
+        let _ = writeln!(tx, "flush set {t} {CLUSTER_CIDRS}");
+        let cidrs: Vec<String> = self
+            .cfg
+            .cluster_cidrs
+            .iter()
+            .filter(|c| c.family() == f)
+            .map(ToString::to_string)
+            .collect();
+        if !cidrs.is_empty() {
+            let _ = writeln!(
+                tx,
+                "add element {t} {CLUSTER_CIDRS} {{ {} }}",
+                cidrs.join(" , ")
+            );
         }
         for (decl, rules) in &chains {
             let name = chain_name(decl);
@@ -432,10 +523,14 @@ impl NftProxier {
             fragments.insert(name.clone(), frag);
         }
         // Chains and sets of services that are gone: flush every one first, then delete.
-        let live_chains: std::collections::HashSet<&String> =
-            fragments.values().flat_map(|n: &Fragment| n.chains.keys()).collect();
-        let live_sets: std::collections::HashSet<&String> =
-            fragments.values().flat_map(|n: &Fragment| n.sets.keys()).collect();
+        let live_chains: std::collections::HashSet<&String> = fragments
+            .values()
+            .flat_map(|n: &Fragment| n.chains.keys())
+            .collect();
+        let live_sets: std::collections::HashSet<&String> = fragments
+            .values()
+            .flat_map(|n: &Fragment| n.sets.keys())
+            .collect();
         let stale_chains: BTreeSet<&String> = prev
             .fragments
             .values()
@@ -459,11 +554,20 @@ impl NftProxier {
                 let _ = writeln!(tx, "delete set {t} {s}");
             }
         }
+        let mut hairpin_refs: HashMap<IpAddr, usize> = HashMap::new();
+        for frag in fragments.values() {
+            for ep in &frag.hairpin {
+                *hairpin_refs.entry(*ep).or_default() += 1;
+            }
+        }
+        let all: Vec<IpAddr> = hairpin_refs.keys().copied().collect();
+        hairpin_elements(tx, &t, "add", &all);
         let n = fragments.len();
         (
             FamilyState {
                 fragments,
                 node_ips,
+                hairpin_refs,
                 written: false,
             },
             n,
@@ -483,11 +587,16 @@ impl NftProxier {
             let _ = writeln!(tx, "flush set {t} {NODEPORT_IPS}");
             if !node_ips.is_empty() {
                 let list: Vec<String> = node_ips.iter().map(ToString::to_string).collect();
-                let _ = writeln!(tx, "add element {t} {NODEPORT_IPS} {{ {} }}", list.join(" , "));
+                let _ = writeln!(
+                    tx,
+                    "add element {t} {NODEPORT_IPS} {{ {} }}",
+                    list.join(" , ")
+                );
             }
             prev.node_ips = node_ips;
         }
         let mut rewritten = 0;
+        let mut hairpin_before: HashMap<IpAddr, usize> = HashMap::new();
         for change in changed {
             let old = prev.fragments.remove(&change.name).unwrap_or_default();
             let new = change
@@ -502,8 +611,26 @@ impl NftProxier {
                 continue;
             }
             rewritten += 1;
-            for (map, key, _) in &old.elements {
-                let _ = writeln!(tx, "delete element {t} {map} {{ {key} }}");
+            for (map, key, verdict) in &old.elements {
+                if !new
+                    .elements
+                    .iter()
+                    .any(|(m, k, v)| m == map && k == key && v == verdict)
+                {
+                    let _ = writeln!(tx, "delete element {t} {map} {{ {key} }}");
+                }
+            }
+            for ep in old.hairpin.iter().chain(&new.hairpin) {
+                let count = prev.hairpin_refs.get(ep).copied().unwrap_or(0);
+                hairpin_before.entry(*ep).or_insert(count);
+            }
+            for ep in &old.hairpin {
+                if let Some(n) = prev.hairpin_refs.get_mut(ep) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            for ep in &new.hairpin {
+                *prev.hairpin_refs.entry(*ep).or_default() += 1;
             }
             for c in old.chains.keys() {
                 let _ = writeln!(tx, "flush chain {t} {c}");
@@ -534,13 +661,45 @@ impl NftProxier {
                 let _ = writeln!(tx, "delete chain {t} {c}");
             }
             for (map, key, verdict) in &new.elements {
-                let _ = writeln!(tx, "add element {t} {map} {{ {key} : {verdict} }}");
+                if !old
+                    .elements
+                    .iter()
+                    .any(|(m, k, v)| m == map && k == key && v == verdict)
+                {
+                    let _ = writeln!(tx, "add element {t} {map} {{ {key} : {verdict} }}");
+                }
             }
             if new != Fragment::default() {
                 prev.fragments.insert(change.name.clone(), new);
             }
         }
+        let (mut gone, mut added) = (Vec::new(), Vec::new());
+        for (ep, before) in hairpin_before {
+            let now = prev.hairpin_refs.get(&ep).copied().unwrap_or(0);
+            if now == 0 {
+                prev.hairpin_refs.remove(&ep);
+            }
+            match (before > 0, now > 0) {
+                (true, false) => gone.push(ep),
+                (false, true) => added.push(ep),
+                _ => {}
+            }
+        }
+        hairpin_elements(tx, &t, "delete", &gone);
+        hairpin_elements(tx, &t, "add", &added);
         (prev, rewritten)
+    }
+}
+
+/// Adds or deletes `ep . ep` hairpin elements, a thousand per statement.
+fn hairpin_elements(tx: &mut String, table: &str, verb: &str, eps: &[IpAddr]) {
+    for chunk in eps.chunks(1000) {
+        let list: Vec<String> = chunk.iter().map(|ip| format!("{ip} . {ip}")).collect();
+        let _ = writeln!(
+            tx,
+            "{verb} element {table} {HAIRPIN} {{ {} }}",
+            list.join(" , ")
+        );
     }
 }
 
@@ -613,16 +772,62 @@ mod tests {
     }
 
     #[test]
-    fn service_with_endpoints_gets_a_numgen_chain() {
-        let frag = render(&port(vec![ep("10.244.0.11"), ep("10.244.0.12")]), Family::V4, &cfg());
-        let svc = frag.chains.iter().find(|(n, _)| n.starts_with("service-")).unwrap();
+    fn service_with_endpoints_picks_one_at_random() {
+        let frag = render(
+            &port(vec![ep("10.244.0.11"), ep("10.244.0.12")]),
+            Family::V4,
+            &cfg(),
+        );
+        let svc = frag
+            .chains
+            .iter()
+            .find(|(n, _)| n.starts_with("service-"))
+            .unwrap();
         assert!(svc.0.ends_with("-ns/web/tcp/http"));
-        assert!(svc.1.iter().any(|r| r.starts_with("numgen random mod 2 vmap")));
-        assert!(svc.1[0].contains("saddr != { 10.244.0.0/16 }"));
-        assert_eq!(frag.chains.keys().filter(|n| n.starts_with("endpoint-")).count(), 2);
-        assert!(frag.elements.iter().any(|(m, k, _)| *m == SERVICE_IPS && k == "10.0.0.10 . tcp . 80"));
-        assert!(frag.elements.iter().any(|(m, k, _)| *m == SERVICE_NODEPORTS && k == "tcp . 30080"));
+        assert_eq!(
+            svc.1[1],
+            "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.11:8080"
+        );
+        assert_eq!(svc.1[2], "meta l4proto tcp dnat to 10.244.0.12:8080");
+        assert!(svc.1[0].contains("saddr != @cluster-cidrs jump mark-for-masquerade"));
+        assert_eq!(
+            frag.chains.len(),
+            2,
+            "a service and an external chain, nothing per endpoint"
+        );
+        assert_eq!(frag.hairpin.len(), 2);
+        assert!(frag
+            .elements
+            .iter()
+            .any(|(m, k, _)| *m == SERVICE_IPS && k == "10.0.0.10 . tcp . 80"));
+        assert!(frag
+            .elements
+            .iter()
+            .any(|(m, k, _)| *m == SERVICE_NODEPORTS && k == "tcp . 30080"));
         assert!(render(&port(vec![]), Family::V6, &cfg()).chains.is_empty());
+    }
+
+    #[test]
+    fn ipv6_services_go_to_the_ip6_table() {
+        let mut v6 = ep("fd00::11");
+        v6.port = 8080;
+        let mut p = port(vec![v6]);
+        p.cluster_ips = vec!["fd00:96::10".parse().unwrap()];
+        assert_eq!(render(&p, Family::V4, &cfg()), Fragment::default());
+        let frag = render(&p, Family::V6, &cfg());
+        let svc = frag
+            .chains
+            .iter()
+            .find(|(n, _)| n.starts_with("service-"))
+            .unwrap();
+        assert_eq!(
+            svc.1.last().unwrap(),
+            "meta l4proto tcp dnat to [fd00::11]:8080"
+        );
+        assert!(frag
+            .elements
+            .iter()
+            .any(|(m, k, _)| *m == SERVICE_IPS && k == "fd00:96::10 . tcp . 80"));
     }
 
     #[test]
@@ -632,8 +837,10 @@ mod tests {
         assert!(frag
             .elements
             .iter()
-            .all(|(m, _, v)| (*m == NO_ENDPOINT_SERVICES || *m == NO_ENDPOINT_NODEPORTS)
-                && v == "goto reject-chain"));
+            .all(
+                |(m, _, v)| (*m == NO_ENDPOINT_SERVICES || *m == NO_ENDPOINT_NODEPORTS)
+                    && v == "goto reject-chain"
+            ));
     }
 
     #[test]
@@ -643,5 +850,15 @@ mod tests {
         let frag = render(&p, Family::V4, &cfg());
         assert_eq!(frag.sets.len(), 1);
         assert_eq!(frag.sets.values().next(), Some(&60));
+        let set = frag.sets.keys().next().unwrap();
+        let svc = frag
+            .chains
+            .iter()
+            .find(|(n, _)| n.starts_with("service-"))
+            .unwrap();
+        assert_eq!(
+            svc.1[1],
+            format!("ip saddr @{set} update @{set} {{ ip saddr }} meta l4proto tcp dnat to 10.244.0.11:8080")
+        );
     }
 }

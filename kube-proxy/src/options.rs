@@ -113,7 +113,10 @@ mod tests {
         let c = o.configuration().unwrap();
         assert_eq!(c.requested_mode, Some(crate::config::ProxyMode::Userspace));
         assert_eq!(c.node_port_cidrs.len(), 2);
-        assert_eq!(c.healthz_bind_address, Some("127.0.0.1:10256".parse().unwrap()));
+        assert_eq!(
+            c.healthz_bind_address,
+            Some("127.0.0.1:10256".parse().unwrap())
+        );
         assert_eq!(c.metrics_bind_address, None);
         assert_eq!(c.min_sync_period, std::time::Duration::from_millis(200));
     }

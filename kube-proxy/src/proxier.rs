@@ -30,10 +30,8 @@ pub struct SyncReport {
     pub full: bool,
     /// Service ports whose rules were rewritten.
     pub rewritten: usize,
-    /// Rules (or, in userspace mode, listeners) the mode now has in place.
-    pub rules: usize,
-    /// Service ports with externalTrafficPolicy Local but no local endpoint.
-    pub no_local_endpoints: usize,
+    /// Rules (or, in userspace mode, listeners) now in place, per table.
+    pub rules: Vec<(&'static str, usize)>,
     /// UDP conntrack entries the changes made stale.
     pub stale_udp: Vec<crate::conntrack::Stale>,
 }
@@ -79,12 +77,19 @@ pub fn apply_changes(ports: &mut ServicePortMap, changes: &Changes) -> Vec<PortC
     out
 }
 
-/// Counts service ports whose external traffic policy is Local but that have no local endpoint.
-pub fn no_local_endpoints(ports: &ServicePortMap) -> usize {
-    ports
-        .values()
-        .filter(|p| p.external_policy_local && p.local_endpoints.is_empty())
-        .count()
+/// Counts service ports with a Local traffic policy but no local endpoint:
+/// (internal, external).
+pub fn no_local_endpoints(ports: &ServicePortMap) -> (usize, usize) {
+    let count = |policy: fn(&ServicePort) -> bool| {
+        ports
+            .values()
+            .filter(|p| policy(p) && p.local_endpoints.is_empty())
+            .count()
+    };
+    (
+        count(|p| p.internal_policy_local),
+        count(|p| p.external_policy_local),
+    )
 }
 
 /// A short stable hash (FNV-1a, 64 bits) rendered in upstream's upper-case base32 style, for

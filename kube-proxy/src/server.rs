@@ -11,7 +11,9 @@ use kube::{
     runtime::watcher::{self, Event},
     Api,
 };
+use prometheus::IntCounter;
 use tokio::{sync::watch, time::Instant};
+use tracing::Instrument;
 
 use crate::{
     config::{ProxyConfig, ProxyMode},
@@ -23,7 +25,7 @@ use crate::{
     model::ServicePortMap,
     net::Family,
     nftables::{self, NftProxier},
-    proxier::{ProxyError, SyncReport},
+    proxier::{self, ProxyError, SyncReport},
     tracker::{Changes, Tracker},
     userspace::{self, UserspaceProxier},
 };
@@ -109,8 +111,13 @@ pub async fn run(
     let mut proxier = match selection.mode {
         ProxyMode::Nftables => Proxier::Nftables(NftProxier::new(cfg.clone(), families())),
         ProxyMode::Iptables => {
-            let backend = iptables::Backend::detect().await.ok_or(RunError::NoIptables)?;
-            tracing::info!(backend = backend.name, "using the iptables backend the host uses");
+            let backend = iptables::Backend::detect()
+                .await
+                .ok_or(RunError::NoIptables)?;
+            tracing::info!(
+                backend = backend.name,
+                "using the iptables backend the host uses"
+            );
             Proxier::Iptables(IptProxier::new(cfg.clone(), backend))
         }
         ProxyMode::Userspace => Proxier::Userspace(UserspaceProxier::new(cfg.clone())),
@@ -126,7 +133,7 @@ pub async fn run(
     };
 
     let tracker = Arc::new(Tracker::default());
-    let metrics = Metrics::new()?;
+    let metrics = Metrics::new(selection.mode)?;
     let health = ProxierHealth::new(
         tracker.clone(),
         (cfg.sync_period * 2).max(Duration::from_secs(10)),
@@ -135,15 +142,29 @@ pub async fn run(
     if let Some(addr) = cfg.healthz_bind_address {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| RunError::Bind { what: "healthz", addr, source })?;
+            .map_err(|source| RunError::Bind {
+                what: "healthz",
+                addr,
+                source,
+            })?;
         let router = health.router();
         let stop = stopped(stop_rx.clone());
-        tokio::spawn(component_base::serve::serve(listener, None, router, stop, Duration::from_secs(1)));
+        tokio::spawn(component_base::serve::serve(
+            listener,
+            None,
+            router,
+            stop,
+            Duration::from_secs(1),
+        ));
     }
     if let Some(addr) = cfg.metrics_bind_address {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| RunError::Bind { what: "metrics", addr, source })?;
+            .map_err(|source| RunError::Bind {
+                what: "metrics",
+                addr,
+                source,
+            })?;
         let registry = metrics.registry.clone();
         let router = Router::new().route(
             "/metrics",
@@ -156,11 +177,25 @@ pub async fn run(
             }),
         );
         let stop = stopped(stop_rx.clone());
-        tokio::spawn(component_base::serve::serve(listener, None, router, stop, Duration::from_secs(1)));
+        tokio::spawn(component_base::serve::serve(
+            listener,
+            None,
+            router,
+            stop,
+            Duration::from_secs(1),
+        ));
     }
 
-    tokio::spawn(watch_services(Api::all(client.clone()), tracker.clone()));
-    tokio::spawn(watch_slices(Api::all(client), tracker.clone()));
+    tokio::spawn(watch_services(
+        Api::all(client.clone()),
+        tracker.clone(),
+        metrics.service_changes_total.clone(),
+    ));
+    tokio::spawn(watch_slices(
+        Api::all(client),
+        tracker.clone(),
+        metrics.endpoint_changes_total.clone(),
+    ));
 
     let mut hc_servers = ServiceHealthServers::default();
     let mut last_sync: Option<Instant> = None;
@@ -168,10 +203,16 @@ pub async fn run(
     let mut need_full = true;
     let mut stop = stop_rx;
     loop {
-        let next_full = last_full.map_or_else(Instant::now, |t| t + cfg.sync_period);
+        // Until the first sync, only changes (and the end of the initial lists) wake the loop.
+        let next_full = last_full.map(|t| t + cfg.sync_period);
         tokio::select! {
             () = tracker.changed.notified() => {}
-            () = tokio::time::sleep_until(next_full) => need_full = true,
+            () = async {
+                match next_full {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => need_full = true,
             _ = stop.wait_for(|s| *s) => break,
         }
         if !tracker.synced() {
@@ -192,11 +233,13 @@ pub async fn run(
         }
         let started = Instant::now();
         last_sync = Some(started);
-        let span = tracing::info_span!("sync_proxy_rules", mode = selection.mode.as_str(), full, services = changes.services.len());
-        let result = {
-            let _enter = span.enter();
-            proxier.sync(&changes, full).await
-        };
+        let span = tracing::info_span!(
+            "sync_proxy_rules",
+            mode = selection.mode.as_str(),
+            full,
+            services = changes.services.len()
+        );
+        let result = proxier.sync(&changes, full).instrument(span).await;
         let elapsed = started.elapsed().as_secs_f64();
         match result {
             Ok(report) => {
@@ -208,14 +251,34 @@ pub async fn run(
                     metrics.partial_sync_duration.observe(elapsed);
                 }
                 metrics.sync_duration.observe(elapsed);
+                metrics.last_sync_timestamp.set(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                );
+                for (table, count) in &report.rules {
+                    metrics
+                        .rules_total
+                        .with_label_values(&[table])
+                        .set(*count as i64);
+                }
+                let (internal, external) = proxier::no_local_endpoints(proxier.ports());
                 metrics
-                    .last_sync_timestamp
-                    .set(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
-                metrics.rules_total.with_label_values(&[selection.mode.as_str()]).set(report.rules as i64);
-                metrics.endpoint_changes_total.inc_by(report.rewritten as u64);
-                metrics.no_local_endpoints.set(report.no_local_endpoints as i64);
+                    .no_local_endpoints
+                    .with_label_values(&["internal"])
+                    .set(internal as i64);
+                metrics
+                    .no_local_endpoints
+                    .with_label_values(&["external"])
+                    .set(external as i64);
                 health.updated();
-                tracing::debug!(full, rewritten = report.rewritten, rules = report.rules, seconds = elapsed, "synced proxy rules");
+                tracing::debug!(
+                    full,
+                    rewritten = report.rewritten,
+                    rules = ?report.rules,
+                    seconds = elapsed,
+                    "synced proxy rules"
+                );
                 conntrack::flush(&report.stale_udp).await;
                 hc_servers.sync(proxier.ports()).await;
             }
@@ -224,7 +287,10 @@ pub async fn run(
                 tracing::error!(%err, full, "syncing proxy rules failed; retrying with a full sync");
                 proxier.invalidate();
                 need_full = true;
-                tracker.requeue(changes.services.into_iter().map(|(k, _)| k), changes.queued_at);
+                tracker.requeue(
+                    changes.services.into_iter().map(|(k, _)| k),
+                    changes.queued_at,
+                );
                 tracker.changed.notify_one();
             }
         }
@@ -233,15 +299,21 @@ pub async fn run(
     Ok(())
 }
 
-async fn watch_services(api: Api<Service>, tracker: Arc<Tracker>) {
+async fn watch_services(api: Api<Service>, tracker: Arc<Tracker>, changes: IntCounter) {
     let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::Init) => tracker.begin_service_relist(),
             Ok(Event::InitApply(svc)) => tracker.relist_service(svc),
             Ok(Event::InitDone) => tracker.end_service_relist(),
-            Ok(Event::Apply(svc)) => tracker.apply_service(svc),
-            Ok(Event::Delete(svc)) => tracker.delete_service(&svc),
+            Ok(Event::Apply(svc)) => {
+                changes.inc();
+                tracker.apply_service(svc);
+            }
+            Ok(Event::Delete(svc)) => {
+                changes.inc();
+                tracker.delete_service(&svc);
+            }
             Err(err) => {
                 tracing::warn!(%err, "watching Services");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -250,15 +322,21 @@ async fn watch_services(api: Api<Service>, tracker: Arc<Tracker>) {
     }
 }
 
-async fn watch_slices(api: Api<EndpointSlice>, tracker: Arc<Tracker>) {
+async fn watch_slices(api: Api<EndpointSlice>, tracker: Arc<Tracker>, changes: IntCounter) {
     let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::Init) => tracker.begin_slice_relist(),
             Ok(Event::InitApply(s)) => tracker.relist_slice(s),
             Ok(Event::InitDone) => tracker.end_slice_relist(),
-            Ok(Event::Apply(s)) => tracker.apply_slice(s),
-            Ok(Event::Delete(s)) => tracker.delete_slice(&s),
+            Ok(Event::Apply(s)) => {
+                changes.inc();
+                tracker.apply_slice(s);
+            }
+            Ok(Event::Delete(s)) => {
+                changes.inc();
+                tracker.delete_slice(&s);
+            }
             Err(err) => {
                 tracing::warn!(%err, "watching EndpointSlices");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -64,6 +64,7 @@ impl Tracker {
     }
 
     fn mark(&self, state: &mut State, key: String) {
+        tracing::trace!(service = %key, "change queued for the next sync");
         state.dirty.insert(key);
         state.queued_at.get_or_insert_with(Instant::now);
         self.changed.notify_one();
@@ -91,7 +92,10 @@ impl Tracker {
         };
         let name = slice.name_any();
         self.with_state(|s| {
-            s.slices.entry(key.clone()).or_default().insert(name, Arc::new(slice));
+            s.slices
+                .entry(key.clone())
+                .or_default()
+                .insert(name, Arc::new(slice));
             self.mark(s, key);
         });
     }
@@ -138,6 +142,7 @@ impl Tracker {
             }
             s.services_synced = true;
         });
+        self.changed.notify_one();
     }
 
     pub fn begin_slice_relist(&self) {
@@ -166,6 +171,7 @@ impl Tracker {
             }
             s.slices_synced = true;
         });
+        self.changed.notify_one();
     }
 
     /// Both initial lists are in, so a sync would not remove rules for objects not yet seen.
@@ -184,7 +190,13 @@ impl Tracker {
             let dirty = std::mem::take(&mut s.dirty);
             let queued_at = s.queued_at.take();
             let keys: Vec<String> = if full {
-                s.services.keys().cloned().chain(dirty).collect::<HashSet<_>>().into_iter().collect()
+                s.services
+                    .keys()
+                    .cloned()
+                    .chain(dirty)
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect()
             } else {
                 dirty.into_iter().collect()
             };
@@ -205,7 +217,10 @@ impl Tracker {
                     (key, ports)
                 })
                 .collect();
-            Changes { services, queued_at }
+            Changes {
+                services,
+                queued_at,
+            }
         })
     }
 

@@ -69,7 +69,13 @@ impl Pool {
             return eps;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % eps.len();
-        let mut order: Vec<SocketAddr> = eps.iter().cycle().skip(start).take(eps.len()).copied().collect();
+        let mut order: Vec<SocketAddr> = eps
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(eps.len())
+            .copied()
+            .collect();
         if let Some(ttl) = self.affinity {
             if let Ok(sticky) = self.sticky.lock() {
                 if let Some((ep, at)) = sticky.get(&client) {
@@ -82,6 +88,10 @@ impl Pool {
         }
         order.truncate(MAX_ATTEMPTS);
         order
+    }
+
+    fn contains(&self, ep: SocketAddr) -> bool {
+        self.endpoints.read().is_ok_and(|g| g.contains(&ep))
     }
 
     fn used(&self, client: IpAddr, ep: SocketAddr) {
@@ -152,8 +162,12 @@ impl UserspaceProxier {
 
     async fn bound_ips(iface: Interface) -> Result<BTreeSet<IpAddr>, ProxyError> {
         let out = match iface {
-            Interface::Dummy => exec::run("ip", &["-o", "addr", "show", "dev", DUMMY], None).await?,
-            Interface::Loopback => exec::run("ip", &["-o", "-4", "addr", "show", "label", LO_LABEL], None).await?,
+            Interface::Dummy => {
+                exec::run("ip", &["-o", "addr", "show", "dev", DUMMY], None).await?
+            }
+            Interface::Loopback => {
+                exec::run("ip", &["-o", "-4", "addr", "show", "label", LO_LABEL], None).await?
+            }
         };
         Ok(net::parse_ip_addr_output(&out).into_iter().collect())
     }
@@ -164,9 +178,16 @@ impl UserspaceProxier {
         for ip in wanted.difference(&have) {
             let cidr = format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 });
             let result = match (iface, ip) {
-                (Interface::Dummy, _) => exec::run("ip", &["addr", "add", &cidr, "dev", DUMMY], None).await,
+                (Interface::Dummy, _) => {
+                    exec::run("ip", &["addr", "add", &cidr, "dev", DUMMY], None).await
+                }
                 (Interface::Loopback, IpAddr::V4(_)) => {
-                    exec::run("ip", &["addr", "add", &cidr, "dev", "lo", "label", LO_LABEL], None).await
+                    exec::run(
+                        "ip",
+                        &["addr", "add", &cidr, "dev", "lo", "label", LO_LABEL],
+                        None,
+                    )
+                    .await
                 }
                 (Interface::Loopback, IpAddr::V6(_)) => {
                     tracing::warn!(%ip, "IPv6 service IPs need the dummy interface driver");
@@ -179,7 +200,11 @@ impl UserspaceProxier {
         }
         for ip in have.difference(wanted) {
             let cidr = format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 });
-            let dev = if iface == Interface::Dummy { DUMMY } else { "lo" };
+            let dev = if iface == Interface::Dummy {
+                DUMMY
+            } else {
+                "lo"
+            };
             if let Err(err) = exec::run("ip", &["addr", "del", &cidr, "dev", dev], None).await {
                 tracing::warn!(%err, %ip, "unbinding a service IP");
             }
@@ -190,12 +215,16 @@ impl UserspaceProxier {
     pub async fn sync(&mut self, changes: &Changes, full: bool) -> Result<SyncReport, ProxyError> {
         let changed = proxier::apply_changes(&mut self.ports, changes);
         let node_ips: Vec<IpAddr> = if self.cfg.node_port_cidrs.is_empty() {
-            vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)]
+            vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ]
         } else {
             net::node_addresses(&self.cfg.node_port_cidrs).await?
         };
         let mut service_ips = BTreeSet::new();
-        let mut wanted: BTreeMap<ListenKey, (Vec<SocketAddr>, Option<Duration>, String)> = BTreeMap::new();
+        let mut wanted: BTreeMap<ListenKey, (Vec<SocketAddr>, Option<Duration>, String)> =
+            BTreeMap::new();
         let addrs = |eps: &[Endpoint], v4: bool| -> Vec<SocketAddr> {
             eps.iter()
                 .filter(|e| e.ip.is_ipv4() == v4)
@@ -203,7 +232,9 @@ impl UserspaceProxier {
                 .collect()
         };
         for sp in self.ports.values() {
-            let affinity = sp.affinity_timeout.map(|t| Duration::from_secs(u64::from(t)));
+            let affinity = sp
+                .affinity_timeout
+                .map(|t| Duration::from_secs(u64::from(t)));
             let mut add = |ip: IpAddr, port: u16, eps: &[Endpoint]| {
                 let list = addrs(eps, ip.is_ipv4());
                 if !list.is_empty() {
@@ -269,8 +300,7 @@ impl UserspaceProxier {
         Ok(SyncReport {
             full,
             rewritten: changed.len(),
-            rules: self.listeners.len(),
-            no_local_endpoints: proxier::no_local_endpoints(&self.ports),
+            rules: vec![("listeners", self.listeners.len())],
             stale_udp: Vec::new(),
         })
     }
@@ -304,7 +334,9 @@ async fn serve_tcp(listener: TcpListener, pool: Arc<Pool>, service: String) {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         return;
                     }
-                    Ok(Err(err)) => tracing::debug!(%err, %ep, %service, "endpoint refused; trying the next"),
+                    Ok(Err(err)) => {
+                        tracing::debug!(%err, %ep, %service, "endpoint refused; trying the next")
+                    }
                     Err(_) => tracing::debug!(%ep, %service, "endpoint timed out; trying the next"),
                 }
             }
@@ -313,8 +345,31 @@ async fn serve_tcp(listener: TcpListener, pool: Arc<Pool>, service: String) {
     }
 }
 
+/// One client's UDP flow: the endpoint it was sent to and the socket relaying replies.
+struct Session {
+    endpoint: SocketAddr,
+    upstream: Arc<UdpSocket>,
+    relay: JoinHandle<()>,
+}
+
+type Sessions = Arc<Mutex<HashMap<SocketAddr, Session>>>;
+
+/// Ends every relay when the listener goes, so none keeps its port bound.
+struct AbortRelays(Sessions);
+
+impl Drop for AbortRelays {
+    fn drop(&mut self) {
+        if let Ok(s) = self.0.lock() {
+            for sess in s.values() {
+                sess.relay.abort();
+            }
+        }
+    }
+}
+
 async fn serve_udp(socket: Arc<UdpSocket>, pool: Arc<Pool>, service: String) {
-    let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    let sessions: Sessions = Arc::default();
+    let _abort_relays = AbortRelays(sessions.clone());
     let mut buf = vec![0u8; 65535];
     loop {
         let (n, client) = match socket.recv_from(&mut buf).await {
@@ -324,33 +379,36 @@ async fn serve_udp(socket: Arc<UdpSocket>, pool: Arc<Pool>, service: String) {
                 continue;
             }
         };
-        let existing = sessions.lock().ok().and_then(|s| s.get(&client).cloned());
+        // A flow keeps its endpoint only while that endpoint is still in the pool.
+        let existing = sessions.lock().ok().and_then(|s| {
+            s.get(&client)
+                .filter(|sess| pool.contains(sess.endpoint))
+                .map(|sess| sess.upstream.clone())
+        });
         let upstream = match existing {
             Some(u) => u,
             None => {
-                let mut chosen = None;
-                for ep in pool.candidates(client.ip()) {
-                    let local: SocketAddr = if ep.is_ipv4() {
-                        (Ipv4Addr::UNSPECIFIED, 0).into()
-                    } else {
-                        (Ipv6Addr::UNSPECIFIED, 0).into()
-                    };
-                    if let Ok(u) = UdpSocket::bind(local).await {
-                        if u.connect(ep).await.is_ok() {
-                            pool.used(client.ip(), ep);
-                            chosen = Some(Arc::new(u));
-                            break;
-                        }
-                    }
-                }
-                let Some(u) = chosen else {
+                let Some((endpoint, upstream)) = connect_udp(&pool, client.ip()).await else {
                     continue;
                 };
+                let relay = tokio::spawn(relay_replies(
+                    socket.clone(),
+                    upstream.clone(),
+                    client,
+                    endpoint,
+                    sessions.clone(),
+                ));
                 if let Ok(mut s) = sessions.lock() {
-                    s.insert(client, u.clone());
+                    let fresh = Session {
+                        endpoint,
+                        upstream: upstream.clone(),
+                        relay,
+                    };
+                    if let Some(stale) = s.insert(client, fresh) {
+                        stale.relay.abort();
+                    }
                 }
-                tokio::spawn(relay_replies(socket.clone(), u.clone(), client, sessions.clone()));
-                u
+                upstream
             }
         };
         if let Err(err) = upstream.send(&buf[..n]).await {
@@ -359,12 +417,31 @@ async fn serve_udp(socket: Arc<UdpSocket>, pool: Arc<Pool>, service: String) {
     }
 }
 
+/// A socket connected to the first endpoint that takes one.
+async fn connect_udp(pool: &Pool, client: IpAddr) -> Option<(SocketAddr, Arc<UdpSocket>)> {
+    for ep in pool.candidates(client) {
+        let local: SocketAddr = if ep.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        if let Ok(u) = UdpSocket::bind(local).await {
+            if u.connect(ep).await.is_ok() {
+                pool.used(client, ep);
+                return Some((ep, Arc::new(u)));
+            }
+        }
+    }
+    None
+}
+
 /// Sends the endpoint's replies back to the client until the session idles out.
 async fn relay_replies(
     listener: Arc<UdpSocket>,
     upstream: Arc<UdpSocket>,
     client: SocketAddr,
-    sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>,
+    endpoint: SocketAddr,
+    sessions: Sessions,
 ) {
     let mut buf = vec![0u8; 65535];
     while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, upstream.recv(&mut buf)).await {
@@ -373,7 +450,9 @@ async fn relay_replies(
         }
     }
     if let Ok(mut s) = sessions.lock() {
-        s.remove(&client);
+        if s.get(&client).is_some_and(|sess| sess.endpoint == endpoint) {
+            s.remove(&client);
+        }
     }
 }
 
@@ -384,7 +463,12 @@ pub async fn cleanup() -> Result<(), ProxyError> {
     }
     let out = exec::run("ip", &["-o", "-4", "addr", "show", "label", LO_LABEL], None).await?;
     for ip in net::parse_ip_addr_output(&out) {
-        exec::run("ip", &["addr", "del", &format!("{ip}/32"), "dev", "lo"], None).await?;
+        exec::run(
+            "ip",
+            &["addr", "del", &format!("{ip}/32"), "dev", "lo"],
+            None,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -25,7 +25,12 @@ struct Entry {
 impl Backoff {
     /// How long the restart of `container` must still wait; `None` when it may restart now.
     /// `ran_for` is how long its last instance ran, which resets the back-off when long enough.
-    pub fn remaining(&mut self, container: &str, ran_for: Duration, now: Instant) -> Option<Duration> {
+    pub fn remaining(
+        &mut self,
+        container: &str,
+        ran_for: Duration,
+        now: Instant,
+    ) -> Option<Duration> {
         if ran_for >= RESET_AFTER {
             self.entries.remove(container);
         }
@@ -35,7 +40,10 @@ impl Backoff {
 
     /// The delay currently applying to `container`, for the CrashLoopBackOff message.
     pub fn delay(&self, container: &str) -> Duration {
-        self.entries.get(container).map(|e| e.delay).unwrap_or(INITIAL)
+        self.entries
+            .get(container)
+            .map(|e| e.delay)
+            .unwrap_or(INITIAL)
     }
 
     /// Records a restart: the next one waits longer.
@@ -44,7 +52,13 @@ impl Backoff {
             Some(e) => (e.delay * 2).min(MAX),
             None => INITIAL,
         };
-        self.entries.insert(container.to_string(), Entry { delay, not_before: now + delay });
+        self.entries.insert(
+            container.to_string(),
+            Entry {
+                delay,
+                not_before: now + delay,
+            },
+        );
     }
 }
 

@@ -1,7 +1,10 @@
 //! The CRI configuration of one container of a pod: image, command and args with `$(VAR)`
 //! expansion, environment, mounts, log path, cgroup resources and security context.
 
-use std::{collections::HashMap, path::{Path, PathBuf}};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use cri_proto::v1::{
     Capability, ContainerConfig, ContainerMetadata, ImageSpec, Int64Value, KeyValue,
@@ -14,16 +17,31 @@ use crate::{cri::CONTAINER_NAME_LABEL, envvars, quantity, sandbox};
 
 /// Annotations upstream's kubelet keeps on containers to rebuild state after a restart.
 pub const RESTART_COUNT_ANNOTATION: &str = "io.kubernetes.container.restartCount";
-pub const TERMINATION_MESSAGE_PATH_ANNOTATION: &str = "io.kubernetes.container.terminationMessagePath";
+pub const TERMINATION_MESSAGE_PATH_ANNOTATION: &str =
+    "io.kubernetes.container.terminationMessagePath";
 pub const GRACE_PERIOD_ANNOTATION: &str = "io.kubernetes.pod.terminationGracePeriod";
 
 /// Paths upstream masks or makes read-only in unprivileged containers.
 const MASKED_PATHS: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
-const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Inputs that are fixed for one start of a container.
 pub struct ContainerInputs<'a> {
@@ -41,7 +59,10 @@ pub struct ContainerInputs<'a> {
 
 /// The container's host-side termination message file.
 pub fn termination_log_path(pod_dir: &Path, container: &str, attempt: u32) -> PathBuf {
-    pod_dir.join("containers").join(container).join(format!("{attempt}.termination-log"))
+    pod_dir
+        .join("containers")
+        .join(container)
+        .join(format!("{attempt}.termination-log"))
 }
 
 pub fn config(inputs: &ContainerInputs<'_>) -> ContainerConfig {
@@ -50,16 +71,31 @@ pub fn config(inputs: &ContainerInputs<'_>) -> ContainerConfig {
     let env = &inputs.env;
     let mut labels: HashMap<String, String> = sandbox::pod_labels(pod);
     labels.insert(CONTAINER_NAME_LABEL.into(), c.name.clone());
-    let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
-    let message_path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+    let grace = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30);
+    let message_path = c
+        .termination_message_path
+        .clone()
+        .unwrap_or_else(|| "/dev/termination-log".into());
     let annotations = HashMap::from([
-        (RESTART_COUNT_ANNOTATION.to_string(), inputs.attempt.to_string()),
-        (TERMINATION_MESSAGE_PATH_ANNOTATION.to_string(), message_path.clone()),
+        (
+            RESTART_COUNT_ANNOTATION.to_string(),
+            inputs.attempt.to_string(),
+        ),
+        (
+            TERMINATION_MESSAGE_PATH_ANNOTATION.to_string(),
+            message_path.clone(),
+        ),
         (GRACE_PERIOD_ANNOTATION.to_string(), grace.to_string()),
     ]);
     let mut mounts: Vec<Mount> = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
-        let Some(base) = inputs.volumes.get(&m.name) else { continue };
+        let Some(base) = inputs.volumes.get(&m.name) else {
+            continue;
+        };
         let host = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             Some(sub) => base.join(envvars::expand(sub, env)),
             None => base.clone(),
@@ -77,8 +113,15 @@ pub fn config(inputs: &ContainerInputs<'_>) -> ContainerConfig {
         });
     }
     let mounted = |mounts: &[Mount], path: &str| mounts.iter().any(|m| m.container_path == path);
-    if let Some(hosts) = inputs.hosts_file.filter(|_| !mounted(&mounts, "/etc/hosts")) {
-        mounts.push(Mount { container_path: "/etc/hosts".into(), host_path: hosts.display().to_string(), ..Default::default() });
+    if let Some(hosts) = inputs
+        .hosts_file
+        .filter(|_| !mounted(&mounts, "/etc/hosts"))
+    {
+        mounts.push(Mount {
+            container_path: "/etc/hosts".into(),
+            host_path: hosts.display().to_string(),
+            ..Default::default()
+        });
     }
     if !mounted(&mounts, &message_path) {
         mounts.push(Mount {
@@ -89,12 +132,35 @@ pub fn config(inputs: &ContainerInputs<'_>) -> ContainerConfig {
     }
     let log_path = format!("{}/{}.log", c.name, inputs.attempt);
     ContainerConfig {
-        metadata: Some(ContainerMetadata { name: c.name.clone(), attempt: inputs.attempt }),
-        image: Some(ImageSpec { image: inputs.image_ref.clone(), user_specified_image: c.image.clone().unwrap_or_default(), ..Default::default() }),
-        command: c.command.iter().flatten().map(|s| envvars::expand(s, env)).collect(),
-        args: c.args.iter().flatten().map(|s| envvars::expand(s, env)).collect(),
+        metadata: Some(ContainerMetadata {
+            name: c.name.clone(),
+            attempt: inputs.attempt,
+        }),
+        image: Some(ImageSpec {
+            image: inputs.image_ref.clone(),
+            user_specified_image: c.image.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        command: c
+            .command
+            .iter()
+            .flatten()
+            .map(|s| envvars::expand(s, env))
+            .collect(),
+        args: c
+            .args
+            .iter()
+            .flatten()
+            .map(|s| envvars::expand(s, env))
+            .collect(),
         working_dir: c.working_dir.clone().unwrap_or_default(),
-        envs: env.iter().map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() }).collect(),
+        envs: env
+            .iter()
+            .map(|(key, value)| KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
         mounts,
         labels,
         annotations,
@@ -117,23 +183,39 @@ pub fn resources(pod: &Pod, c: &Container, node_memory_bytes: i64) -> LinuxConta
     let limits = res.limits.unwrap_or_default();
     let requests = res.requests.unwrap_or_default();
     let cpu_limit = limits.get("cpu").and_then(quantity::milli_cpu);
-    let cpu_request = requests.get("cpu").and_then(quantity::milli_cpu).or(cpu_limit);
+    let cpu_request = requests
+        .get("cpu")
+        .and_then(quantity::milli_cpu)
+        .or(cpu_limit);
     let memory_limit = limits.get("memory").and_then(quantity::bytes);
-    let memory_request = requests.get("memory").and_then(quantity::bytes).or(memory_limit);
+    let memory_request = requests
+        .get("memory")
+        .and_then(quantity::bytes)
+        .or(memory_limit);
     const PERIOD: i64 = 100_000;
-    let qos = pod.status.as_ref().and_then(|s| s.qos_class.as_deref()).unwrap_or("BestEffort");
+    let qos = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.qos_class.as_deref())
+        .unwrap_or("BestEffort");
     let oom_score_adj = match qos {
         "Guaranteed" => -997,
         "BestEffort" => 1000,
         _ => {
             let request = memory_request.unwrap_or(0);
-            let score = if node_memory_bytes > 0 { 1000 - (1000 * request) / node_memory_bytes } else { 999 };
+            let score = if node_memory_bytes > 0 {
+                1000 - (1000 * request) / node_memory_bytes
+            } else {
+                999
+            };
             score.clamp(2, 999)
         }
     };
     LinuxContainerResources {
         cpu_period: if cpu_limit.is_some() { PERIOD } else { 0 },
-        cpu_quota: cpu_limit.map(|m| (m * PERIOD / 1000).max(1000)).unwrap_or(0),
+        cpu_quota: cpu_limit
+            .map(|m| (m * PERIOD / 1000).max(1000))
+            .unwrap_or(0),
         cpu_shares: cpu_request.map(|m| (m * 1024 / 1000).max(2)).unwrap_or(2),
         memory_limit_in_bytes: memory_limit.unwrap_or(0),
         oom_score_adj,
@@ -176,8 +258,16 @@ fn security_context(pod: &Pod, c: &Container) -> LinuxContainerSecurityContext {
         readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
         supplemental_groups: pod_sc.supplemental_groups.unwrap_or_default(),
         no_new_privs: sc.allow_privilege_escalation == Some(false),
-        masked_paths: if unmasked { Vec::new() } else { MASKED_PATHS.iter().map(|s| s.to_string()).collect() },
-        readonly_paths: if unmasked { Vec::new() } else { READONLY_PATHS.iter().map(|s| s.to_string()).collect() },
+        masked_paths: if unmasked {
+            Vec::new()
+        } else {
+            MASKED_PATHS.iter().map(|s| s.to_string()).collect()
+        },
+        readonly_paths: if unmasked {
+            Vec::new()
+        } else {
+            READONLY_PATHS.iter().map(|s| s.to_string()).collect()
+        },
         ..Default::default()
     }
 }
@@ -185,16 +275,31 @@ fn security_context(pod: &Pod, c: &Container) -> LinuxContainerSecurityContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::{api::core::v1::{PodStatus, ResourceRequirements}, apimachinery::pkg::api::resource::Quantity};
+    use k8s_openapi::{
+        api::core::v1::{PodStatus, ResourceRequirements},
+        apimachinery::pkg::api::resource::Quantity,
+    };
     use std::collections::BTreeMap;
 
     #[test]
     fn cgroup_settings_follow_requests_and_limits() {
-        let pod = Pod { status: Some(PodStatus { qos_class: Some("Burstable".into()), ..Default::default() }), ..Default::default() };
+        let pod = Pod {
+            status: Some(PodStatus {
+                qos_class: Some("Burstable".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let c = Container {
             resources: Some(ResourceRequirements {
-                requests: Some(BTreeMap::from([("cpu".into(), Quantity("250m".into())), ("memory".into(), Quantity("64Mi".into()))])),
-                limits: Some(BTreeMap::from([("cpu".into(), Quantity("500m".into())), ("memory".into(), Quantity("128Mi".into()))])),
+                requests: Some(BTreeMap::from([
+                    ("cpu".into(), Quantity("250m".into())),
+                    ("memory".into(), Quantity("64Mi".into())),
+                ])),
+                limits: Some(BTreeMap::from([
+                    ("cpu".into(), Quantity("500m".into())),
+                    ("memory".into(), Quantity("128Mi".into())),
+                ])),
                 ..Default::default()
             }),
             ..Default::default()

@@ -26,7 +26,10 @@ pub enum CriError {
     #[error("unsupported container runtime endpoint {0:?}: want unix:///path")]
     Endpoint(String),
     #[error("{op}: {status}")]
-    Call { op: &'static str, status: tonic::Status },
+    Call {
+        op: &'static str,
+        status: tonic::Status,
+    },
 }
 
 impl CriError {
@@ -79,36 +82,78 @@ impl Runtime {
     }
 
     pub async fn version(&self) -> Result<VersionResponse, CriError> {
-        let req = request(VersionRequest { version: "v1".into() });
-        Ok(self.runtime.clone().version(req).await.map_err(call("Version"))?.into_inner())
+        let req = request(VersionRequest {
+            version: "v1".into(),
+        });
+        Ok(self
+            .runtime
+            .clone()
+            .version(req)
+            .await
+            .map_err(call("Version"))?
+            .into_inner())
     }
 
     pub async fn status(&self) -> Result<StatusResponse, CriError> {
         let req = request(StatusRequest { verbose: false });
-        Ok(self.runtime.clone().status(req).await.map_err(call("Status"))?.into_inner())
+        Ok(self
+            .runtime
+            .clone()
+            .status(req)
+            .await
+            .map_err(call("Status"))?
+            .into_inner())
     }
 
     pub async fn run_pod_sandbox(&self, config: PodSandboxConfig) -> Result<String, CriError> {
-        let req = request(RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() });
-        let resp = self.runtime.clone().run_pod_sandbox(req).await.map_err(call("RunPodSandbox"))?;
+        let req = request(RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        });
+        let resp = self
+            .runtime
+            .clone()
+            .run_pod_sandbox(req)
+            .await
+            .map_err(call("RunPodSandbox"))?;
         Ok(resp.into_inner().pod_sandbox_id)
     }
 
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        let req = request(StopPodSandboxRequest { pod_sandbox_id: id.into() });
-        self.runtime.clone().stop_pod_sandbox(req).await.map_err(call("StopPodSandbox"))?;
+        let req = request(StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        });
+        self.runtime
+            .clone()
+            .stop_pod_sandbox(req)
+            .await
+            .map_err(call("StopPodSandbox"))?;
         Ok(())
     }
 
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        let req = request(RemovePodSandboxRequest { pod_sandbox_id: id.into() });
-        self.runtime.clone().remove_pod_sandbox(req).await.map_err(call("RemovePodSandbox"))?;
+        let req = request(RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        });
+        self.runtime
+            .clone()
+            .remove_pod_sandbox(req)
+            .await
+            .map_err(call("RemovePodSandbox"))?;
         Ok(())
     }
 
     pub async fn pod_sandbox_status(&self, id: &str) -> Result<PodSandboxStatus, CriError> {
-        let req = request(PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: false });
-        let resp = self.runtime.clone().pod_sandbox_status(req).await.map_err(call("PodSandboxStatus"))?;
+        let req = request(PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose: false,
+        });
+        let resp = self
+            .runtime
+            .clone()
+            .pod_sandbox_status(req)
+            .await
+            .map_err(call("PodSandboxStatus"))?;
         resp.into_inner().status.ok_or_else(|| CriError::Call {
             op: "PodSandboxStatus",
             status: tonic::Status::not_found(format!("sandbox {id} has no status")),
@@ -116,10 +161,23 @@ impl Runtime {
     }
 
     /// Sandboxes carrying all of `labels`.
-    pub async fn list_pod_sandboxes(&self, labels: HashMap<String, String>) -> Result<Vec<PodSandbox>, CriError> {
-        let filter = PodSandboxFilter { label_selector: labels, ..Default::default() };
-        let req = request(ListPodSandboxRequest { filter: Some(filter) });
-        let resp = self.runtime.clone().list_pod_sandbox(req).await.map_err(call("ListPodSandbox"))?;
+    pub async fn list_pod_sandboxes(
+        &self,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<PodSandbox>, CriError> {
+        let filter = PodSandboxFilter {
+            label_selector: labels,
+            ..Default::default()
+        };
+        let req = request(ListPodSandboxRequest {
+            filter: Some(filter),
+        });
+        let resp = self
+            .runtime
+            .clone()
+            .list_pod_sandbox(req)
+            .await
+            .map_err(call("ListPodSandbox"))?;
         Ok(resp.into_inner().items)
     }
 
@@ -134,41 +192,86 @@ impl Runtime {
             config: Some(config),
             sandbox_config: Some(sandbox_config),
         });
-        let resp = self.runtime.clone().create_container(req).await.map_err(call("CreateContainer"))?;
+        let resp = self
+            .runtime
+            .clone()
+            .create_container(req)
+            .await
+            .map_err(call("CreateContainer"))?;
         Ok(resp.into_inner().container_id)
     }
 
     pub async fn start_container(&self, id: &str) -> Result<(), CriError> {
-        let req = request(StartContainerRequest { container_id: id.into() });
-        self.runtime.clone().start_container(req).await.map_err(call("StartContainer"))?;
+        let req = request(StartContainerRequest {
+            container_id: id.into(),
+        });
+        self.runtime
+            .clone()
+            .start_container(req)
+            .await
+            .map_err(call("StartContainer"))?;
         Ok(())
     }
 
     /// Stops a container, killing it after `timeout_secs`.
     pub async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<(), CriError> {
-        let mut req = request(StopContainerRequest { container_id: id.into(), timeout: timeout_secs });
+        let mut req = request(StopContainerRequest {
+            container_id: id.into(),
+            timeout: timeout_secs,
+        });
         req.set_timeout(REQUEST_TIMEOUT + Duration::from_secs(timeout_secs.max(0) as u64));
-        self.runtime.clone().stop_container(req).await.map_err(call("StopContainer"))?;
+        self.runtime
+            .clone()
+            .stop_container(req)
+            .await
+            .map_err(call("StopContainer"))?;
         Ok(())
     }
 
     pub async fn remove_container(&self, id: &str) -> Result<(), CriError> {
-        let req = request(RemoveContainerRequest { container_id: id.into() });
-        self.runtime.clone().remove_container(req).await.map_err(call("RemoveContainer"))?;
+        let req = request(RemoveContainerRequest {
+            container_id: id.into(),
+        });
+        self.runtime
+            .clone()
+            .remove_container(req)
+            .await
+            .map_err(call("RemoveContainer"))?;
         Ok(())
     }
 
     /// Containers carrying all of `labels`.
-    pub async fn list_containers(&self, labels: HashMap<String, String>) -> Result<Vec<Container>, CriError> {
-        let filter = ContainerFilter { label_selector: labels, ..Default::default() };
-        let req = request(ListContainersRequest { filter: Some(filter) });
-        let resp = self.runtime.clone().list_containers(req).await.map_err(call("ListContainers"))?;
+    pub async fn list_containers(
+        &self,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<Container>, CriError> {
+        let filter = ContainerFilter {
+            label_selector: labels,
+            ..Default::default()
+        };
+        let req = request(ListContainersRequest {
+            filter: Some(filter),
+        });
+        let resp = self
+            .runtime
+            .clone()
+            .list_containers(req)
+            .await
+            .map_err(call("ListContainers"))?;
         Ok(resp.into_inner().containers)
     }
 
     pub async fn container_status(&self, id: &str) -> Result<ContainerStatus, CriError> {
-        let req = request(ContainerStatusRequest { container_id: id.into(), verbose: false });
-        let resp = self.runtime.clone().container_status(req).await.map_err(call("ContainerStatus"))?;
+        let req = request(ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        });
+        let resp = self
+            .runtime
+            .clone()
+            .container_status(req)
+            .await
+            .map_err(call("ContainerStatus"))?;
         resp.into_inner().status.ok_or_else(|| CriError::Call {
             op: "ContainerStatus",
             status: tonic::Status::not_found(format!("container {id} has no status")),
@@ -176,54 +279,137 @@ impl Runtime {
     }
 
     /// Runs `cmd` in a container and waits for it, up to `timeout_secs` (0: no limit).
-    pub async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout_secs: i64) -> Result<ExecSyncResponse, CriError> {
-        let mut req = request(ExecSyncRequest { container_id: id.into(), cmd, timeout: timeout_secs });
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout_secs: i64,
+    ) -> Result<ExecSyncResponse, CriError> {
+        let mut req = request(ExecSyncRequest {
+            container_id: id.into(),
+            cmd,
+            timeout: timeout_secs,
+        });
         if timeout_secs > 0 {
             req.set_timeout(Duration::from_secs(timeout_secs as u64 + 5));
         }
-        Ok(self.runtime.clone().exec_sync(req).await.map_err(call("ExecSync"))?.into_inner())
+        Ok(self
+            .runtime
+            .clone()
+            .exec_sync(req)
+            .await
+            .map_err(call("ExecSync"))?
+            .into_inner())
     }
 
     /// The URL of the runtime's streaming server for an exec session.
     pub async fn exec(&self, req: ExecRequest) -> Result<String, CriError> {
-        Ok(self.runtime.clone().exec(request(req)).await.map_err(call("Exec"))?.into_inner().url)
+        Ok(self
+            .runtime
+            .clone()
+            .exec(request(req))
+            .await
+            .map_err(call("Exec"))?
+            .into_inner()
+            .url)
     }
 
     /// The URL of the runtime's streaming server for an attach session.
     pub async fn attach(&self, req: AttachRequest) -> Result<String, CriError> {
-        Ok(self.runtime.clone().attach(request(req)).await.map_err(call("Attach"))?.into_inner().url)
+        Ok(self
+            .runtime
+            .clone()
+            .attach(request(req))
+            .await
+            .map_err(call("Attach"))?
+            .into_inner()
+            .url)
     }
 
     /// The URL of the runtime's streaming server for a port-forward session.
     pub async fn port_forward(&self, req: PortForwardRequest) -> Result<String, CriError> {
-        let resp = self.runtime.clone().port_forward(request(req)).await.map_err(call("PortForward"))?;
+        let resp = self
+            .runtime
+            .clone()
+            .port_forward(request(req))
+            .await
+            .map_err(call("PortForward"))?;
         Ok(resp.into_inner().url)
     }
 
+    /// Asks the runtime to reopen a container's log file (after rotation).
+    pub async fn reopen_container_log(&self, id: &str) -> Result<(), CriError> {
+        let req = request(ReopenContainerLogRequest {
+            container_id: id.into(),
+        });
+        self.runtime
+            .clone()
+            .reopen_container_log(req)
+            .await
+            .map_err(call("ReopenContainerLog"))?;
+        Ok(())
+    }
+
     pub async fn list_container_stats(&self) -> Result<Vec<ContainerStats>, CriError> {
-        let req = request(ListContainerStatsRequest { filter: Some(ContainerStatsFilter::default()) });
-        let resp = self.runtime.clone().list_container_stats(req).await.map_err(call("ListContainerStats"))?;
+        let req = request(ListContainerStatsRequest {
+            filter: Some(ContainerStatsFilter::default()),
+        });
+        let resp = self
+            .runtime
+            .clone()
+            .list_container_stats(req)
+            .await
+            .map_err(call("ListContainerStats"))?;
         Ok(resp.into_inner().stats)
     }
 
     /// The image, or `None` when the runtime does not hold it.
     pub async fn image_status(&self, image: &str) -> Result<Option<Image>, CriError> {
-        let spec = ImageSpec { image: image.into(), ..Default::default() };
-        let req = request(ImageStatusRequest { image: Some(spec), verbose: false });
-        let resp = self.images.clone().image_status(req).await.map_err(call("ImageStatus"))?;
+        let spec = ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        };
+        let req = request(ImageStatusRequest {
+            image: Some(spec),
+            verbose: false,
+        });
+        let resp = self
+            .images
+            .clone()
+            .image_status(req)
+            .await
+            .map_err(call("ImageStatus"))?;
         Ok(resp.into_inner().image)
     }
 
     /// Pulls an image; returns the runtime's reference to it.
     pub async fn pull_image(&self, image: &str) -> Result<String, CriError> {
-        let spec = ImageSpec { image: image.into(), ..Default::default() };
-        let req = request(PullImageRequest { image: Some(spec), ..Default::default() });
-        let resp = self.images.clone().pull_image(req).await.map_err(call("PullImage"))?;
+        let spec = ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        };
+        let req = request(PullImageRequest {
+            image: Some(spec),
+            ..Default::default()
+        });
+        let resp = self
+            .images
+            .clone()
+            .pull_image(req)
+            .await
+            .map_err(call("PullImage"))?;
         Ok(resp.into_inner().image_ref)
     }
 
     pub async fn list_images(&self) -> Result<Vec<Image>, CriError> {
         let req = request(ListImagesRequest { filter: None });
-        Ok(self.images.clone().list_images(req).await.map_err(call("ListImages"))?.into_inner().images)
+        Ok(self
+            .images
+            .clone()
+            .list_images(req)
+            .await
+            .map_err(call("ListImages"))?
+            .into_inner()
+            .images)
     }
 }

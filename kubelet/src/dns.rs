@@ -33,7 +33,9 @@ fn host_config(path: &Path) -> DnsConfig {
 pub fn pod_dns_config(pod: &Pod, cluster: &ClusterDns<'_>) -> DnsConfig {
     let spec = pod.spec.as_ref();
     let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
-    let policy = spec.and_then(|s| s.dns_policy.clone()).unwrap_or_else(|| "ClusterFirst".into());
+    let policy = spec
+        .and_then(|s| s.dns_policy.clone())
+        .unwrap_or_else(|| "ClusterFirst".into());
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let cluster_first = match policy.as_str() {
         "ClusterFirstWithHostNet" => true,
@@ -50,7 +52,11 @@ pub fn pod_dns_config(pod: &Pod, cluster: &ClusterDns<'_>) -> DnsConfig {
                 searches.push(cluster.domain.to_string());
             }
             searches.extend(host_config(cluster.host_resolv_conf).searches);
-            DnsConfig { servers: cluster.servers.to_vec(), searches, options: vec!["ndots:5".into()] }
+            DnsConfig {
+                servers: cluster.servers.to_vec(),
+                searches,
+                options: vec!["ndots:5".into()],
+            }
         }
         // Default, or ClusterFirst without cluster DNS (upstream falls back to the host's).
         _ => host_config(cluster.host_resolv_conf),
@@ -72,7 +78,9 @@ pub fn pod_dns_config(pod: &Pod, cluster: &ClusterDns<'_>) -> DnsConfig {
                 None => o.name.clone().unwrap_or_default(),
             };
             let key = o.name.clone().unwrap_or_default();
-            config.options.retain(|existing| existing.split(':').next() != Some(key.as_str()));
+            config
+                .options
+                .retain(|existing| existing.split(':').next() != Some(key.as_str()));
             config.options.push(rendered);
         }
     }
@@ -88,7 +96,10 @@ mod tests {
 
     fn pod(policy: &str, host_network: bool) -> Pod {
         Pod {
-            metadata: kube::api::ObjectMeta { namespace: Some("team".into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("team".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 dns_policy: Some(policy.into()),
                 host_network: Some(host_network),
@@ -102,12 +113,28 @@ mod tests {
     fn cluster_first_uses_cluster_dns() {
         let dir = tempfile::tempdir().unwrap();
         let resolv = dir.path().join("resolv.conf");
-        std::fs::write(&resolv, "nameserver 192.0.2.53\nsearch corp.example\noptions edns0\n").unwrap();
+        std::fs::write(
+            &resolv,
+            "nameserver 192.0.2.53\nsearch corp.example\noptions edns0\n",
+        )
+        .unwrap();
         let servers = vec!["10.96.0.10".to_string()];
-        let cluster = ClusterDns { servers: &servers, domain: "cluster.local", host_resolv_conf: &resolv };
+        let cluster = ClusterDns {
+            servers: &servers,
+            domain: "cluster.local",
+            host_resolv_conf: &resolv,
+        };
         let c = pod_dns_config(&pod("ClusterFirst", false), &cluster);
         assert_eq!(c.servers, vec!["10.96.0.10"]);
-        assert_eq!(c.searches, vec!["team.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"]);
+        assert_eq!(
+            c.searches,
+            vec![
+                "team.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local",
+                "corp.example"
+            ]
+        );
         assert_eq!(c.options, vec!["ndots:5"]);
         let host = pod_dns_config(&pod("ClusterFirst", true), &cluster);
         assert_eq!(host.servers, vec!["192.0.2.53"]);

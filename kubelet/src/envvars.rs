@@ -16,7 +16,12 @@ pub enum EnvError {
     #[error("secret \"{0}\" not found")]
     SecretNotFound(String),
     #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
-    KeyNotFound { key: String, kind: &'static str, namespace: String, name: String },
+    KeyNotFound {
+        key: String,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
     #[error("unsupported fieldPath {0:?}")]
     FieldPath(String),
     #[error("unsupported resource {0:?}")]
@@ -41,7 +46,10 @@ pub fn field_ref(facts: &PodFacts<'_>, path: &str) -> Result<String, EnvError> {
     let meta = &facts.pod.metadata;
     let spec = facts.pod.spec.as_ref();
     let from_map = |map: &Option<BTreeMap<String, String>>, key: &str| {
-        map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default()
+        map.as_ref()
+            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or_default()
     };
     let bracketed = |prefix: &str| {
         path.strip_prefix(prefix)
@@ -54,7 +62,9 @@ pub fn field_ref(facts: &PodFacts<'_>, path: &str) -> Result<String, EnvError> {
         "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
         "metadata.uid" => meta.uid.clone().unwrap_or_default(),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
         "status.hostIP" | "status.hostIPs" => facts.host_ip.to_string(),
         "status.podIP" => facts.pod_ips.first().cloned().unwrap_or_default(),
         "status.podIPs" => facts.pod_ips.join(","),
@@ -92,7 +102,11 @@ pub fn resource_ref(
 ) -> Result<String, EnvError> {
     let res = container.resources.as_ref();
     let get = |which: &str, name: &str| {
-        let map = if which == "limits" { res.and_then(|r| r.limits.as_ref()) } else { res.and_then(|r| r.requests.as_ref()) };
+        let map = if which == "limits" {
+            res.and_then(|r| r.limits.as_ref())
+        } else {
+            res.and_then(|r| r.requests.as_ref())
+        };
         map.and_then(|m| m.get(name)).and_then(quantity::parse)
     };
     let (cpu_alloc, mem_alloc) = facts.node_allocatable;
@@ -101,12 +115,17 @@ pub fn resource_ref(
         "limits.memory" => get("limits", "memory").unwrap_or(mem_alloc as f64),
         "requests.cpu" => get("requests", "cpu").unwrap_or(0.0),
         "requests.memory" => get("requests", "memory").unwrap_or(0.0),
-        "limits.ephemeral-storage" | "requests.ephemeral-storage" => {
-            get(&resource[..resource.find('.').unwrap_or(0)], "ephemeral-storage").unwrap_or(0.0)
-        }
+        "limits.ephemeral-storage" | "requests.ephemeral-storage" => get(
+            &resource[..resource.find('.').unwrap_or(0)],
+            "ephemeral-storage",
+        )
+        .unwrap_or(0.0),
         other => return Err(EnvError::Resource(other.to_string())),
     };
-    let divisor = divisor.and_then(quantity::parse).filter(|d| *d > 0.0).unwrap_or(1.0);
+    let divisor = divisor
+        .and_then(quantity::parse)
+        .filter(|d| *d > 0.0)
+        .unwrap_or(1.0);
     Ok(((value / divisor).ceil() as i64).to_string())
 }
 
@@ -154,7 +173,12 @@ pub async fn container_env(
     facts: &PodFacts<'_>,
     container: &Container,
 ) -> Result<Vec<(String, String)>, EnvError> {
-    let namespace = facts.pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let namespace = facts
+        .pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let mut env: Vec<(String, String)> = Vec::new();
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
         env.retain(|(existing, _)| *existing != k);
@@ -177,7 +201,11 @@ pub async fn container_env(
             match secret(client, &namespace, &r.name).await? {
                 Some(s) => {
                     for (k, v) in s.data.unwrap_or_default() {
-                        set(&mut env, format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
+                        set(
+                            &mut env,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v.0).into_owned(),
+                        );
                     }
                 }
                 None if r.optional == Some(true) => {}
@@ -241,15 +269,27 @@ pub async fn container_env(
 }
 
 /// Reads a ConfigMap; `None` when it does not exist.
-pub async fn config_map(client: Option<&kube::Client>, ns: &str, name: &str) -> Result<Option<ConfigMap>, EnvError> {
+pub async fn config_map(
+    client: Option<&kube::Client>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<ConfigMap>, EnvError> {
     let client = client.ok_or(EnvError::Standalone("configmaps"))?;
-    Ok(Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(name).await?)
+    Ok(Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await?)
 }
 
 /// Reads a Secret; `None` when it does not exist.
-pub async fn secret(client: Option<&kube::Client>, ns: &str, name: &str) -> Result<Option<Secret>, EnvError> {
+pub async fn secret(
+    client: Option<&kube::Client>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Secret>, EnvError> {
     let client = client.ok_or(EnvError::Standalone("secrets"))?;
-    Ok(Api::<Secret>::namespaced(client.clone(), ns).get_opt(name).await?)
+    Ok(Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await?)
 }
 
 #[cfg(test)]
@@ -258,7 +298,10 @@ mod tests {
 
     #[test]
     fn expands_references() {
-        let env = vec![("A".to_string(), "1".to_string()), ("B".to_string(), "two".to_string())];
+        let env = vec![
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "two".to_string()),
+        ];
         assert_eq!(expand("x$(A)y$(B)", &env), "x1ytwo");
         assert_eq!(expand("$(MISSING)", &env), "$(MISSING)");
         assert_eq!(expand("$$(A)", &env), "$(A)");
@@ -278,7 +321,12 @@ mod tests {
             ..Default::default()
         };
         let ips = vec!["10.1.0.5".to_string()];
-        let facts = PodFacts { pod: &pod, pod_ips: &ips, host_ip: "192.0.2.1", node_allocatable: (2000, 1 << 30) };
+        let facts = PodFacts {
+            pod: &pod,
+            pod_ips: &ips,
+            host_ip: "192.0.2.1",
+            node_allocatable: (2000, 1 << 30),
+        };
         assert_eq!(field_ref(&facts, "metadata.name").unwrap(), "p");
         assert_eq!(field_ref(&facts, "status.podIP").unwrap(), "10.1.0.5");
         assert_eq!(field_ref(&facts, "metadata.labels['app']").unwrap(), "web");

@@ -16,7 +16,9 @@ impl Capacity {
     /// The machine's capacity; ephemeral storage is the filesystem holding `root_dir`.
     pub fn detect(root_dir: &Path) -> Capacity {
         Capacity {
-            cpus: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get() as u64)
+                .unwrap_or(1),
             memory_bytes: meminfo_kib("MemTotal").unwrap_or(0) * 1024,
             ephemeral_storage_bytes: filesystem(root_dir).map(|f| f.capacity).unwrap_or(0),
         }
@@ -26,8 +28,14 @@ impl Capacity {
     pub fn quantities(&self, max_pods: u32) -> BTreeMap<String, Quantity> {
         BTreeMap::from([
             ("cpu".to_string(), Quantity(self.cpus.to_string())),
-            ("memory".to_string(), Quantity(format!("{}Ki", self.memory_bytes / 1024))),
-            ("ephemeral-storage".to_string(), Quantity(format!("{}Ki", self.ephemeral_storage_bytes / 1024))),
+            (
+                "memory".to_string(),
+                Quantity(format!("{}Ki", self.memory_bytes / 1024)),
+            ),
+            (
+                "ephemeral-storage".to_string(),
+                Quantity(format!("{}Ki", self.ephemeral_storage_bytes / 1024)),
+            ),
             ("pods".to_string(), Quantity(max_pods.to_string())),
         ])
     }
@@ -39,8 +47,14 @@ impl Capacity {
         let storage = self.ephemeral_storage_bytes - self.ephemeral_storage_bytes / 10;
         BTreeMap::from([
             ("cpu".to_string(), Quantity(self.cpus.to_string())),
-            ("memory".to_string(), Quantity(format!("{}Ki", memory / 1024))),
-            ("ephemeral-storage".to_string(), Quantity(storage.to_string())),
+            (
+                "memory".to_string(),
+                Quantity(format!("{}Ki", memory / 1024)),
+            ),
+            (
+                "ephemeral-storage".to_string(),
+                Quantity(storage.to_string()),
+            ),
             ("pods".to_string(), Quantity(max_pods.to_string())),
         ])
     }
@@ -74,10 +88,10 @@ pub fn filesystem(path: &Path) -> Option<FsStats> {
     }
     // SAFETY: statvfs returned 0, so it filled the buffer.
     let st = unsafe { st.assume_init() };
-    let frsize = st.f_frsize as u64;
+    let frsize = st.f_frsize;
     Some(FsStats {
-        capacity: st.f_blocks as u64 * frsize,
-        available: st.f_bavail as u64 * frsize,
+        capacity: st.f_blocks * frsize,
+        available: st.f_bavail * frsize,
     })
 }
 
@@ -100,7 +114,9 @@ pub fn hostname() -> String {
 }
 
 fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Facts for `status.nodeInfo` that do not come from the runtime.
@@ -119,8 +135,10 @@ impl SystemInfo {
         let os_image = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+                t.lines().find_map(|l| {
+                    l.strip_prefix("PRETTY_NAME=")
+                        .map(|v| v.trim_matches('"').to_string())
+                })
             })
             .unwrap_or_else(|| "Linux".into());
         SystemInfo {
@@ -151,7 +169,11 @@ mod tests {
 
     #[test]
     fn allocatable_subtracts_eviction_thresholds() {
-        let c = Capacity { cpus: 2, memory_bytes: 1024 * 1024 * 1024, ephemeral_storage_bytes: 1000 };
+        let c = Capacity {
+            cpus: 2,
+            memory_bytes: 1024 * 1024 * 1024,
+            ephemeral_storage_bytes: 1000,
+        };
         let a = c.allocatable(110);
         assert_eq!(a["memory"].0, "946176Ki");
         assert_eq!(a["ephemeral-storage"].0, "900");

@@ -6,10 +6,11 @@ use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
-    sync::{atomic::{AtomicBool, Ordering}, Arc},
+    sync::Arc,
     time::Duration,
 };
 
+use component_base::event_recorder::EventRecorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{runtime::watcher, Api};
@@ -17,14 +18,16 @@ use tokio::sync::watch;
 
 use crate::{
     cri::Runtime,
+    eviction,
     host::{self, Capacity, SystemInfo},
-    lease,
+    lease, logs,
     metrics::Metrics,
     node_status::{NodeIdentity, NodeStatusReporter},
     options::KubeletConfiguration,
     pleg,
-    pod_workers::PodWorkers,
+    pod_workers::{PodWorkers, SourcesReady},
     quantity, server, static_pods,
+    stats::StatsProvider,
     sync::NodeContext,
 };
 
@@ -44,17 +47,26 @@ pub struct KubeletDeps {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("creating {path}: {source}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("serving certificate: {0}")]
     Tls(#[from] component_base::tls::TlsError),
     #[error("binding {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The runtime's name and version (`containerd`, `1.6.20`), waiting for the runtime to answer.
-async fn runtime_identity(runtime: &Runtime, shutdown: &mut watch::Receiver<bool>) -> Option<(String, String)> {
+async fn runtime_identity(
+    runtime: &Runtime,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(String, String)> {
     loop {
         match runtime.version().await {
             Ok(v) => return Some((v.runtime_name, v.runtime_version)),
@@ -71,16 +83,27 @@ async fn runtime_identity(runtime: &Runtime, shutdown: &mut watch::Receiver<bool
 pub async fn run(deps: KubeletDeps, mut shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
     let config = Arc::new(deps.config);
     for dir in [deps.root_dir.join("pods"), config.pod_logs_dir.clone()] {
-        std::fs::create_dir_all(&dir).map_err(|source| StartError::Dir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
     }
-    let Some((runtime_name, runtime_version)) = runtime_identity(&deps.runtime, &mut shutdown).await else {
+    let Some((runtime_name, runtime_version)) =
+        runtime_identity(&deps.runtime, &mut shutdown).await
+    else {
         return Ok(());
     };
     tracing::info!(runtime = %runtime_name, version = %runtime_version, node = %deps.node_name, "connected to the container runtime");
     let capacity = Capacity::detect(&deps.root_dir);
     let allocatable = capacity.allocatable(config.max_pods);
-    let cpu = allocatable.get("cpu").and_then(quantity::milli_cpu).unwrap_or(0);
-    let memory = allocatable.get("memory").and_then(quantity::bytes).unwrap_or(0);
+    let cpu = allocatable
+        .get("cpu")
+        .and_then(quantity::milli_cpu)
+        .unwrap_or(0);
+    let memory = allocatable
+        .get("memory")
+        .and_then(quantity::bytes)
+        .unwrap_or(0);
     let node_ip = deps.node_ip.unwrap_or_else(host::default_address);
     let ctx = Arc::new(NodeContext {
         client: deps.client.clone(),
@@ -92,35 +115,97 @@ pub async fn run(deps: KubeletDeps, mut shutdown: watch::Receiver<bool>) -> Resu
         root_dir: deps.root_dir.clone(),
         allocatable: (cpu, memory),
         memory_capacity: capacity.memory_bytes as i64,
+        tokens: Default::default(),
+        recorder: deps
+            .client
+            .clone()
+            .map(|c| Arc::new(EventRecorder::new(c, "kubelet", &deps.node_name))),
     });
     let metrics = Arc::new(Metrics::new(&deps.node_name)?);
-    let workers = PodWorkers::new(ctx.clone(), config.max_pods);
-    let sources_ready = Arc::new(AtomicBool::new(false));
+    let thresholds = eviction::Thresholds::from_config(&config.eviction_hard);
+    let pressure = Arc::new(eviction::Pressure::default());
+    eviction::observe(&thresholds, &deps.root_dir, &pressure);
+    let workers = PodWorkers::new(ctx.clone(), config.max_pods, pressure.clone());
+    let sources_ready = Arc::new(SourcesReady::new(
+        deps.client.is_some(),
+        config.static_pod_path.is_some(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
 
     let addr = SocketAddr::new(config.address, config.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
     let tls = match (&config.tls_cert_file, &config.tls_private_key_file) {
         (Some(cert), Some(key)) => component_base::tls::server_config(cert, key)?,
         _ => {
-            let hosts = vec![deps.node_name.clone(), node_ip.to_string()];
-            let (cert, key) = component_base::tls::ensure_self_signed(&deps.cert_dir, "kubelet", &hosts)?;
+            let hosts = vec![
+                deps.node_name.clone(),
+                node_ip.to_string(),
+                "localhost".into(),
+                "127.0.0.1".into(),
+            ];
+            let (cert, key) =
+                component_base::tls::ensure_self_signed(&deps.cert_dir, "kubelet", &hosts)?;
             component_base::tls::server_config(&cert, &key)?
         }
     };
-    let state = server::ServerState { runtime: deps.runtime.clone(), workers: workers.clone(), metrics: metrics.clone() };
+    let state = server::ServerState {
+        runtime: deps.runtime.clone(),
+        workers: workers.clone(),
+        metrics: metrics.clone(),
+        stats: StatsProvider::new(
+            deps.runtime.clone(),
+            deps.node_name.clone(),
+            deps.root_dir.clone(),
+        ),
+    };
     let serve_shutdown = {
         let mut rx = shutdown.clone();
         async move {
             let _ = rx.changed().await;
         }
     };
-    tasks.spawn(component_base::serve::serve(listener, Some(tls), server::router(state), serve_shutdown, Duration::from_secs(2)));
+    tasks.spawn(component_base::serve::serve(
+        listener,
+        Some(tls),
+        server::router(state),
+        serve_shutdown,
+        Duration::from_secs(2),
+    ));
 
-    tasks.spawn(pleg::run(deps.runtime.clone(), workers.clone(), sources_ready.clone(), metrics.clone(), shutdown.clone()));
+    tasks.spawn(eviction::run(
+        thresholds,
+        deps.root_dir.clone(),
+        deps.runtime.clone(),
+        workers.clone(),
+        pressure.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(logs::run(
+        deps.runtime.clone(),
+        config.container_log_max_size.clone(),
+        config.container_log_max_files,
+        shutdown.clone(),
+    ));
+    tasks.spawn(pleg::run(
+        deps.runtime.clone(),
+        workers.clone(),
+        sources_ready.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let static_source = config.static_pod_path.clone();
     if let Some(dir) = static_source.clone() {
-        tasks.spawn(static_pods::run(dir, deps.node_name.clone(), config.file_check_frequency, workers.clone(), deps.client.clone(), shutdown.clone()));
+        tasks.spawn(static_pods::run(
+            dir,
+            deps.node_name.clone(),
+            config.file_check_frequency,
+            workers.clone(),
+            deps.client.clone(),
+            sources_ready.clone(),
+            shutdown.clone(),
+        ));
     }
 
     match &deps.client {
@@ -128,26 +213,67 @@ pub async fn run(deps: KubeletDeps, mut shutdown: watch::Receiver<bool>) -> Resu
             let mut labels = BTreeMap::from([
                 ("kubernetes.io/hostname".to_string(), deps.node_name.clone()),
                 ("kubernetes.io/os".to_string(), "linux".to_string()),
-                ("kubernetes.io/arch".to_string(), host::go_arch().to_string()),
+                (
+                    "kubernetes.io/arch".to_string(),
+                    host::go_arch().to_string(),
+                ),
                 ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
-                ("beta.kubernetes.io/arch".to_string(), host::go_arch().to_string()),
+                (
+                    "beta.kubernetes.io/arch".to_string(),
+                    host::go_arch().to_string(),
+                ),
             ]);
             labels.extend(deps.extra_labels.iter().cloned());
             let reporter = NodeStatusReporter {
                 client: client.clone(),
                 runtime: deps.runtime.clone(),
                 config: config.clone(),
-                node: Arc::new(NodeIdentity { name: deps.node_name.clone(), address: node_ip, labels }),
+                node: Arc::new(NodeIdentity {
+                    name: deps.node_name.clone(),
+                    address: node_ip,
+                    labels,
+                }),
                 capacity,
                 system: SystemInfo::detect(),
+                pressure: pressure.clone(),
             };
             tasks.spawn(reporter.run(shutdown.clone()));
-            tasks.spawn(lease::run(client.clone(), deps.node_name.clone(), config.node_lease_duration_seconds, shutdown.clone()));
-            tasks.spawn(watch_api_pods(client.clone(), deps.node_name.clone(), workers.clone(), sources_ready.clone(), shutdown.clone()));
+            if let Some(recorder) = ctx.recorder.clone() {
+                let node = k8s_openapi::api::core::v1::ObjectReference {
+                    kind: Some("Node".into()),
+                    name: Some(deps.node_name.clone()),
+                    uid: Some(deps.node_name.clone()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                };
+                tasks.spawn(async move {
+                    recorder
+                        .record(
+                            &node,
+                            component_base::event_recorder::EventType::Normal,
+                            "Starting",
+                            "Start",
+                            "Starting kubelet.",
+                        )
+                        .await
+                });
+            }
+            tasks.spawn(lease::run(
+                client.clone(),
+                deps.node_name.clone(),
+                config.node_lease_duration_seconds,
+                shutdown.clone(),
+            ));
+            tasks.spawn(watch_api_pods(
+                client.clone(),
+                deps.node_name.clone(),
+                workers.clone(),
+                sources_ready.clone(),
+                shutdown.clone(),
+            ));
         }
         None => {
             tracing::info!("no kubeconfig: running in standalone mode (static pods only)");
-            sources_ready.store(static_source.is_some(), Ordering::Relaxed);
         }
     }
     let _ = shutdown.changed().await;
@@ -161,7 +287,7 @@ async fn watch_api_pods(
     client: kube::Client,
     node: String,
     workers: Arc<PodWorkers>,
-    ready: Arc<AtomicBool>,
+    ready: Arc<SourcesReady>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let api: Api<Pod> = Api::all(client);
@@ -190,7 +316,7 @@ async fn watch_api_pods(
                     workers.remove(uid);
                 }
                 known = current;
-                ready.store(true, Ordering::Relaxed);
+                ready.api_listed();
             }
             Ok(watcher::Event::Apply(pod)) => {
                 if let Some(uid) = pod.metadata.uid.clone() {

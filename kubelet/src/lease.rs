@@ -8,17 +8,19 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference},
 };
-use kube::{
-    api::PostParams,
-    Api,
-};
+use kube::{api::PostParams, Api};
 use tokio::sync::watch;
 
 /// The namespace of node leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// Renews the node's Lease until `shutdown` flips.
-pub async fn run(client: kube::Client, node: String, duration_seconds: i32, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    client: kube::Client,
+    node: String,
+    duration_seconds: i32,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), NODE_LEASE_NAMESPACE);
     let nodes: Api<Node> = Api::all(client);
     let interval = std::time::Duration::from_secs_f64(f64::from(duration_seconds.max(4)) / 4.0);
@@ -34,7 +36,12 @@ pub async fn run(client: kube::Client, node: String, duration_seconds: i32, mut 
     }
 }
 
-async fn renew(leases: &Api<Lease>, nodes: &Api<Node>, node: &str, duration: i32) -> Result<(), kube::Error> {
+async fn renew(
+    leases: &Api<Lease>,
+    nodes: &Api<Node>,
+    node: &str,
+    duration: i32,
+) -> Result<(), kube::Error> {
     let now = MicroTime(jiff::Timestamp::now());
     match leases.get_opt(node).await? {
         Some(mut lease) => {

@@ -15,13 +15,20 @@ async fn main() -> anyhow::Result<()> {
     component_base::logging::init(opts.verbosity, opts.logging_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = opts.configuration()?;
-    let node_name = opts.hostname_override.clone().map(|n| n.to_lowercase()).unwrap_or_else(host::hostname);
+    let node_name = opts
+        .hostname_override
+        .clone()
+        .map(|n| n.to_lowercase())
+        .unwrap_or_else(host::hostname);
     let client = match &opts.kubeconfig {
         Some(path) => Some(component_base::client::from_kubeconfig(Some(path)).await?),
         None => None,
     };
     let runtime = Runtime::connect(&config.container_runtime_endpoint)?;
-    let cert_dir = opts.cert_dir.clone().unwrap_or_else(|| opts.root_dir.join("pki"));
+    let cert_dir = opts
+        .cert_dir
+        .clone()
+        .unwrap_or_else(|| opts.root_dir.join("pki"));
     let deps = KubeletDeps {
         client,
         runtime,

@@ -15,24 +15,44 @@ impl Metrics {
     pub fn new(node: &str) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let pleg_relist_duration = Histogram::with_opts(
-            HistogramOpts::new("kubelet_pleg_relist_duration_seconds", "Duration in seconds for relisting pods in PLEG.")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "kubelet_pleg_relist_duration_seconds",
+                "Duration in seconds for relisting pods in PLEG.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         )?;
-        let running_pods = IntGauge::new("kubelet_running_pods", "Number of pods that have a running pod sandbox")
-?;
+        let running_pods = IntGauge::new(
+            "kubelet_running_pods",
+            "Number of pods that have a running pod sandbox",
+        )?;
         let running_containers = IntGaugeVec::new(
-            Opts::new("kubelet_running_containers", "Number of containers currently running"),
+            Opts::new(
+                "kubelet_running_containers",
+                "Number of containers currently running",
+            ),
             &["container_state"],
-        )
-        ?;
-        let node_name = IntGaugeVec::new(Opts::new("kubelet_node_name", "The node's name. The count is always 1."), &["node"])
-?;
+        )?;
+        let node_name = IntGaugeVec::new(
+            Opts::new(
+                "kubelet_node_name",
+                "The node's name. The count is always 1.",
+            ),
+            &["node"],
+        )?;
         node_name.with_label_values(&[node]).set(1);
         component_base::metrics::register(&registry, &pleg_relist_duration);
         component_base::metrics::register(&registry, &running_pods);
         component_base::metrics::register(&registry, &running_containers);
         component_base::metrics::register(&registry, &node_name);
-        Ok(Metrics { registry, pleg_relist_duration, running_pods, running_containers, node_name })
+        Ok(Metrics {
+            registry,
+            pleg_relist_duration,
+            running_pods,
+            running_containers,
+            node_name,
+        })
     }
 }
 

@@ -20,7 +20,8 @@ use tokio::sync::watch;
 
 use crate::{
     cri::Runtime,
-    host::{self, Capacity, SystemInfo},
+    eviction::Pressure,
+    host::{Capacity, SystemInfo},
     options::{KubeletConfiguration, KUBELET_VERSION},
 };
 
@@ -39,6 +40,7 @@ pub struct NodeStatusReporter {
     pub node: Arc<NodeIdentity>,
     pub capacity: Capacity,
     pub system: SystemInfo,
+    pub pressure: Arc<Pressure>,
 }
 
 /// Why a status round failed.
@@ -75,7 +77,8 @@ impl NodeStatusReporter {
             let comparable = without_heartbeats(&status);
             let due = match &last {
                 Some((previous, at)) => {
-                    *previous != comparable || at.elapsed() >= self.config.node_status_report_frequency
+                    *previous != comparable
+                        || at.elapsed() >= self.config.node_status_report_frequency
                 }
                 None => true,
             };
@@ -112,16 +115,30 @@ impl NodeStatusReporter {
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 // Re-registration after a restart: reconcile the labels the kubelet owns.
                 let patch = json!({ "metadata": { "labels": self.node.labels } });
-                api.patch(&self.node.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                api.patch(
+                    &self.node.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
                 Ok(())
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn patch_status(&self, api: &Api<Node>, status: &serde_json::Value) -> Result<(), StatusError> {
+    async fn patch_status(
+        &self,
+        api: &Api<Node>,
+        status: &serde_json::Value,
+    ) -> Result<(), StatusError> {
         let patch = json!({ "status": status });
-        api.patch_status(&self.node.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        api.patch_status(
+            &self.node.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
         Ok(())
     }
 
@@ -141,15 +158,16 @@ impl NodeStatusReporter {
                 .map(|i| {
                     let mut names = i.repo_digests;
                     names.extend(i.repo_tags);
-                    ContainerImage { names: Some(names), size_bytes: Some(i.size as i64) }
+                    ContainerImage {
+                        names: Some(names),
+                        size_bytes: Some(i.size as i64),
+                    }
                 })
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let memory_pressure = host::meminfo_kib("MemAvailable")
-            .is_some_and(|kib| kib * 1024 < 100 * 1024 * 1024);
-        let disk_pressure = host::filesystem(&std::path::PathBuf::from("/"))
-            .is_some_and(|fs| fs.available < fs.capacity / 10);
+        let memory_pressure = self.pressure.memory();
+        let disk_pressure = self.pressure.disk();
         let condition = |kind: &str, status: bool, reason: &str, message: &str| NodeCondition {
             type_: kind.into(),
             status: if status { "True" } else { "False" }.into(),
@@ -159,21 +177,51 @@ impl NodeStatusReporter {
             last_transition_time: Some(now.clone()),
         };
         let ready = match &runtime_ready {
-            Ok(()) => condition("Ready", true, "KubeletReady", "kubelet is posting ready status"),
+            Ok(()) => condition(
+                "Ready",
+                true,
+                "KubeletReady",
+                "kubelet is posting ready status",
+            ),
             Err(why) => condition("Ready", false, "KubeletNotReady", why),
         };
         let conditions = vec![
             if memory_pressure {
-                condition("MemoryPressure", true, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+                condition(
+                    "MemoryPressure",
+                    true,
+                    "KubeletHasInsufficientMemory",
+                    "kubelet has insufficient memory available",
+                )
             } else {
-                condition("MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
+                condition(
+                    "MemoryPressure",
+                    false,
+                    "KubeletHasSufficientMemory",
+                    "kubelet has sufficient memory available",
+                )
             },
             if disk_pressure {
-                condition("DiskPressure", true, "KubeletHasDiskPressure", "kubelet has disk pressure")
+                condition(
+                    "DiskPressure",
+                    true,
+                    "KubeletHasDiskPressure",
+                    "kubelet has disk pressure",
+                )
             } else {
-                condition("DiskPressure", false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
+                condition(
+                    "DiskPressure",
+                    false,
+                    "KubeletHasNoDiskPressure",
+                    "kubelet has no disk pressure",
+                )
             },
-            condition("PIDPressure", false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition(
+                "PIDPressure",
+                false,
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
             ready,
         ];
         let status = NodeStatus {
@@ -181,11 +229,19 @@ impl NodeStatusReporter {
             allocatable: Some(self.capacity.allocatable(self.config.max_pods)),
             conditions: Some(conditions),
             addresses: Some(vec![
-                NodeAddress { type_: "InternalIP".into(), address: self.node.address.to_string() },
-                NodeAddress { type_: "Hostname".into(), address: self.node.name.clone() },
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: self.node.address.to_string(),
+                },
+                NodeAddress {
+                    type_: "Hostname".into(),
+                    address: self.node.name.clone(),
+                },
             ]),
             daemon_endpoints: Some(NodeDaemonEndpoints {
-                kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(self.config.port) }),
+                kubelet_endpoint: Some(DaemonEndpoint {
+                    port: i32::from(self.config.port),
+                }),
             }),
             node_info: Some(NodeSystemInfo {
                 architecture: self.system.architecture.clone(),
@@ -209,12 +265,20 @@ impl NodeStatusReporter {
 
 /// Whether the runtime reports both RuntimeReady and NetworkReady, as a Ready node needs.
 async fn runtime_ready(runtime: &Runtime) -> Result<(), String> {
-    let status = runtime.status().await.map_err(|e| format!("container runtime status check may not have completed yet: {e}"))?;
+    let status = runtime
+        .status()
+        .await
+        .map_err(|e| format!("container runtime status check may not have completed yet: {e}"))?;
     let conditions = status.status.map(|s| s.conditions).unwrap_or_default();
     for required in ["RuntimeReady", "NetworkReady"] {
         match conditions.iter().find(|c| c.r#type == required) {
             Some(c) if c.status => {}
-            Some(c) => return Err(format!("container runtime network not ready: {required}=false reason:{} message:{}", c.reason, c.message)),
+            Some(c) => {
+                return Err(format!(
+                    "container runtime network not ready: {required}=false reason:{} message:{}",
+                    c.reason, c.message
+                ))
+            }
             None => return Err(format!("container runtime did not report {required}")),
         }
     }
@@ -241,9 +305,12 @@ mod tests {
 
     #[test]
     fn heartbeats_do_not_count_as_changes() {
-        let a = json!({"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "1"}]});
-        let b = json!({"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2"}]});
-        let c = json!({"conditions": [{"type": "Ready", "status": "False", "lastHeartbeatTime": "2"}]});
+        let a =
+            json!({"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "1"}]});
+        let b =
+            json!({"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2"}]});
+        let c =
+            json!({"conditions": [{"type": "Ready", "status": "False", "lastHeartbeatTime": "2"}]});
         assert_eq!(without_heartbeats(&a), without_heartbeats(&b));
         assert_ne!(without_heartbeats(&a), without_heartbeats(&c));
     }

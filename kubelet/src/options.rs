@@ -1,7 +1,7 @@
 //! The kubelet's command line (upstream flag names) and its `KubeletConfiguration` file
 //! (`kubelet.config.k8s.io/v1beta1`). Flags given explicitly win over the file, as upstream.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use k8s_openapi::api::core::v1::Taint;
@@ -11,7 +11,10 @@ use serde::Deserialize;
 pub const KUBELET_VERSION: &str = "v1.33.0";
 
 #[derive(Debug, Parser)]
-#[command(name = "kubelet", about = "The node agent: runs the pods bound to this node on a CRI runtime.")]
+#[command(
+    name = "kubelet",
+    about = "The node agent: runs the pods bound to this node on a CRI runtime."
+)]
 pub struct Options {
     /// kubeconfig for the apiserver; without it the kubelet runs static pods only (standalone).
     #[arg(long)]
@@ -87,10 +90,9 @@ pub struct KubeletConfiguration {
     pub file_check_frequency: Duration,
     pub register_with_taints: Vec<Taint>,
     pub cgroup_root: String,
-    #[serde(rename = "kubeAPIQPS")]
-    pub kube_api_qps: f32,
-    #[serde(rename = "kubeAPIBurst")]
-    pub kube_api_burst: u32,
+    pub eviction_hard: BTreeMap<String, String>,
+    pub container_log_max_size: String,
+    pub container_log_max_files: u32,
 }
 
 impl Default for KubeletConfiguration {
@@ -114,8 +116,12 @@ impl Default for KubeletConfiguration {
             file_check_frequency: Duration::from_secs(20),
             register_with_taints: Vec::new(),
             cgroup_root: "/".into(),
-            kube_api_qps: 50.0,
-            kube_api_burst: 100,
+            eviction_hard: BTreeMap::from([
+                ("memory.available".to_string(), "100Mi".to_string()),
+                ("nodefs.available".to_string(), "10%".to_string()),
+            ]),
+            container_log_max_size: "10Mi".into(),
+            container_log_max_files: 5,
         }
     }
 }
@@ -144,10 +150,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let (number, tail) = rest.split_at(split);
         let value: f64 = number.parse().map_err(|_| bad())?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = match unit {
             "ns" => 1e-9,
@@ -245,7 +255,10 @@ mod tests {
             "example.org",
         ]);
         let config = opts.configuration().unwrap();
-        assert_eq!(config.static_pod_path, Some(PathBuf::from("/etc/kubernetes/manifests")));
+        assert_eq!(
+            config.static_pod_path,
+            Some(PathBuf::from("/etc/kubernetes/manifests"))
+        );
         assert_eq!(config.cluster_dns, vec!["10.96.0.10".to_string()]);
         assert_eq!(config.cluster_domain, "example.org");
         assert_eq!(config.node_status_update_frequency, Duration::from_secs(4));

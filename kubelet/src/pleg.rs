@@ -5,13 +5,17 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{atomic::{AtomicBool, Ordering}, Arc},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use tokio::sync::watch;
 
-use crate::{cri::{Runtime, POD_UID_LABEL}, metrics::Metrics, pod_workers::PodWorkers};
+use crate::{
+    cri::{Runtime, POD_UID_LABEL},
+    metrics::Metrics,
+    pod_workers::{PodWorkers, SourcesReady},
+};
 
 const RELIST_PERIOD: Duration = Duration::from_secs(1);
 
@@ -22,13 +26,17 @@ async fn relist(runtime: &Runtime) -> Result<Snapshot, crate::cri::CriError> {
     let mut pods: Snapshot = HashMap::new();
     for s in runtime.list_pod_sandboxes(HashMap::new()).await? {
         if let Some(uid) = s.labels.get(POD_UID_LABEL) {
-            let entry = pods.entry(uid.clone()).or_insert_with(|| (BTreeMap::new(), s.labels.clone()));
+            let entry = pods
+                .entry(uid.clone())
+                .or_insert_with(|| (BTreeMap::new(), s.labels.clone()));
             entry.0.insert(format!("sandbox/{}", s.id), s.state);
         }
     }
     for c in runtime.list_containers(HashMap::new()).await? {
         if let Some(uid) = c.labels.get(POD_UID_LABEL) {
-            let entry = pods.entry(uid.clone()).or_insert_with(|| (BTreeMap::new(), c.labels.clone()));
+            let entry = pods
+                .entry(uid.clone())
+                .or_insert_with(|| (BTreeMap::new(), c.labels.clone()));
             entry.0.insert(c.id.clone(), c.state);
         }
     }
@@ -40,7 +48,7 @@ async fn relist(runtime: &Runtime) -> Result<Snapshot, crate::cri::CriError> {
 pub async fn run(
     runtime: Runtime,
     workers: Arc<PodWorkers>,
-    sources_ready: Arc<AtomicBool>,
+    sources_ready: Arc<SourcesReady>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -60,12 +68,14 @@ pub async fn run(
                 continue;
             }
         };
-        metrics.pleg_relist_duration.observe(started.elapsed().as_secs_f64());
+        metrics
+            .pleg_relist_duration
+            .observe(started.elapsed().as_secs_f64());
         for (uid, (state, labels)) in &current {
             if previous.get(uid).map(|p| &p.0) != Some(state) {
                 workers.resync(uid);
             }
-            if sources_ready.load(Ordering::Relaxed) && !workers.knows(uid) {
+            if sources_ready.all() && !workers.knows(uid) {
                 workers.orphan(uid, labels);
             }
         }

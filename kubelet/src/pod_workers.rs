@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
     time::Duration,
@@ -22,9 +22,39 @@ use tracing::Instrument;
 use crate::{
     admission,
     cri::{POD_NAMESPACE_LABEL, POD_NAME_LABEL},
+    eviction::Pressure,
     static_pods,
     sync::{Next, NodeContext, PodSync},
 };
+
+/// Whether every pod source (apiserver, manifest files) has delivered its first full list;
+/// until then a pod in the runtime that no worker knows may still be announced, not an orphan.
+pub struct SourcesReady {
+    api: AtomicBool,
+    files: AtomicBool,
+}
+
+impl SourcesReady {
+    /// Sources that are not configured count as ready.
+    pub fn new(api: bool, files: bool) -> SourcesReady {
+        SourcesReady {
+            api: AtomicBool::new(!api),
+            files: AtomicBool::new(!files),
+        }
+    }
+
+    pub fn api_listed(&self) {
+        self.api.store(true, Ordering::Relaxed);
+    }
+
+    pub fn files_listed(&self) {
+        self.files.store(true, Ordering::Relaxed);
+    }
+
+    pub fn all(&self) -> bool {
+        self.api.load(Ordering::Relaxed) && self.files.load(Ordering::Relaxed)
+    }
+}
 
 /// The newest desired state handed to a worker; `pod: None` means the pod was removed.
 #[derive(Clone)]
@@ -47,14 +77,18 @@ pub struct PodWorkers {
     next_id: AtomicU64,
     /// Allocatable (millicores, bytes, pods) for admission.
     allocatable: (i64, i64, i64),
+    pressure: Arc<Pressure>,
 }
 
 fn is_terminal(pod: &Pod) -> bool {
-    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 impl PodWorkers {
-    pub fn new(ctx: Arc<NodeContext>, max_pods: u32) -> Arc<PodWorkers> {
+    pub fn new(ctx: Arc<NodeContext>, max_pods: u32, pressure: Arc<Pressure>) -> Arc<PodWorkers> {
         let allocatable = (ctx.allocatable.0, ctx.allocatable.1, i64::from(max_pods));
         Arc::new(PodWorkers {
             ctx,
@@ -62,11 +96,14 @@ impl PodWorkers {
             rejected: Mutex::new(HashSet::new()),
             next_id: AtomicU64::new(0),
             allocatable,
+            pressure,
         })
     }
 
     fn workers(&self) -> MutexGuard<'_, HashMap<String, Handle>> {
-        self.workers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A source has this version of a pod.
@@ -74,13 +111,20 @@ impl PodWorkers {
         if static_pods::is_mirror(&pod) {
             return;
         }
-        let Some(uid) = pod.metadata.uid.clone() else { return };
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
         let mut workers = self.workers();
         if let Some(handle) = workers.get(&uid) {
             handle.tx.send_modify(|w| w.pod = Some(pod));
             return;
         }
-        if self.rejected.lock().unwrap_or_else(|p| p.into_inner()).contains(&uid) {
+        if self
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&uid)
+        {
             return;
         }
         let fresh = pod.metadata.deletion_timestamp.is_none() && !is_terminal(&pod);
@@ -92,14 +136,20 @@ impl PodWorkers {
                 }
                 acc
             });
-            if let Err(rejection) = admission::admit(&pod, &active, self.allocatable) {
+            let verdict = admission::admit(&pod, &active, self.allocatable).and_then(|()| {
+                admission::admit_under_pressure(&pod, self.pressure.memory(), self.pressure.disk())
+            });
+            if let Err(rejection) = verdict {
                 drop(workers);
                 self.reject(pod, uid, rejection);
                 return;
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = watch::channel(Work { pod: Some(pod), nonce: 0 });
+        let (tx, rx) = watch::channel(Work {
+            pod: Some(pod),
+            nonce: 0,
+        });
         workers.insert(uid.clone(), Handle { id, tx });
         let this = self.clone();
         tokio::spawn(async move { this.work(uid, id, rx).await });
@@ -110,7 +160,24 @@ impl PodWorkers {
         if let Some(handle) = self.workers().get(uid) {
             handle.tx.send_modify(|w| w.pod = None);
         }
-        self.rejected.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+
+    /// Evicts a pod: it fails with reason Evicted and its containers are stopped.
+    pub fn evict(&self, uid: &str, message: &str) {
+        if let Some(handle) = self.workers().get(uid) {
+            handle.tx.send_modify(|w| {
+                if let Some(pod) = w.pod.as_mut() {
+                    let status = pod.status.get_or_insert_with(Default::default);
+                    status.phase = Some("Failed".into());
+                    status.reason = Some("Evicted".into());
+                    status.message = Some(message.to_string());
+                }
+            });
+        }
     }
 
     /// Something changed in the runtime for this pod.
@@ -126,7 +193,10 @@ impl PodWorkers {
 
     /// The pods the workers run, for the node API's `/pods`.
     pub fn pods(&self) -> Vec<Pod> {
-        self.workers().values().filter_map(|h| h.tx.borrow().pod.clone()).collect()
+        self.workers()
+            .values()
+            .filter_map(|h| h.tx.borrow().pod.clone())
+            .collect()
     }
 
     /// Containers of a pod no source knows (deleted while the kubelet was down): kill them.
@@ -142,7 +212,10 @@ impl PodWorkers {
         };
         tracing::info!(pod_uid = %uid, "cleaning up containers of a pod that no longer exists");
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = watch::channel(Work { pod: None, nonce: 0 });
+        let (tx, rx) = watch::channel(Work {
+            pod: None,
+            nonce: 0,
+        });
         self.workers().insert(uid.to_string(), Handle { id, tx });
         let this = self.clone();
         let uid = uid.to_string();
@@ -158,17 +231,28 @@ impl PodWorkers {
 
     fn reject(&self, pod: Pod, uid: String, rejection: admission::Rejection) {
         tracing::info!(pod = %pod.metadata.name.as_deref().unwrap_or_default(), reason = %rejection.reason, "pod rejected by node admission");
-        self.rejected.lock().unwrap_or_else(|p| p.into_inner()).insert(uid);
-        let Some(client) = self.ctx.client.clone() else { return };
+        self.rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid);
+        let Some(client) = self.ctx.client.clone() else {
+            return;
+        };
         tokio::spawn(async move {
-            let api: Api<Pod> = Api::namespaced(client, pod.metadata.namespace.as_deref().unwrap_or("default"));
+            let api: Api<Pod> = Api::namespaced(
+                client,
+                pod.metadata.namespace.as_deref().unwrap_or("default"),
+            );
             let patch = serde_json::json!({ "status": {
                 "phase": "Failed",
                 "reason": rejection.reason,
                 "message": format!("Pod was rejected: {}", rejection.message),
             }});
             let name = pod.metadata.name.unwrap_or_default();
-            if let Err(err) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            if let Err(err) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 tracing::warn!(pod = %name, %err, "reporting admission rejection");
             }
         });
@@ -194,7 +278,11 @@ impl PodWorkers {
                 }
                 None => match &last {
                     Some(pod) => {
-                        let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+                        let grace = pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.termination_grace_period_seconds)
+                            .unwrap_or(30);
                         sync.terminate(pod, grace).await.map(|()| Next::Finished)
                     }
                     None => Ok(Next::Finished),

@@ -6,7 +6,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 /// The quantity's value, or `None` when it does not parse.
 pub fn parse(q: &Quantity) -> Option<f64> {
     let s = q.0.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     let value: f64 = number.parse().ok()?;
     let scale = match suffix {

@@ -29,7 +29,10 @@ impl RuntimePod {
             }
         }
         containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
-        Ok(RuntimePod { sandboxes, containers })
+        Ok(RuntimePod {
+            sandboxes,
+            containers,
+        })
     }
 
     /// The newest sandbox.
@@ -39,11 +42,15 @@ impl RuntimePod {
 
     /// The newest sandbox if it is ready.
     pub fn ready_sandbox(&self) -> Option<&PodSandbox> {
-        self.sandbox().filter(|s| s.state == PodSandboxState::SandboxReady as i32)
+        self.sandbox()
+            .filter(|s| s.state == PodSandboxState::SandboxReady as i32)
     }
 
     /// Instances of container `name`, newest first.
-    pub fn instances<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ContainerStatus> + 'a {
+    pub fn instances<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a ContainerStatus> + 'a {
         self.containers
             .iter()
             .filter(move |c| c.metadata.as_ref().is_some_and(|m| m.name == name))

@@ -1,7 +1,10 @@
 //! The CRI sandbox of a pod: its configuration (metadata, hostname, DNS, ports, namespaces,
 //! cgroup parent, log directory) and the hosts file its containers mount.
 
-use std::{collections::HashMap, path::{Path, PathBuf}};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use cri_proto::v1::{
     LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
@@ -10,7 +13,7 @@ use cri_proto::v1::{
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::{
-    cri::{POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL},
+    cri::{POD_NAMESPACE_LABEL, POD_NAME_LABEL, POD_UID_LABEL},
     dns::{self, ClusterDns},
 };
 
@@ -35,14 +38,26 @@ pub fn log_directory(logs: &Path, pod: &Pod) -> PathBuf {
 /// The labels identifying a pod's runtime objects.
 pub fn pod_labels(pod: &Pod) -> HashMap<String, String> {
     HashMap::from([
-        (POD_NAME_LABEL.to_string(), pod.metadata.name.clone().unwrap_or_default()),
-        (POD_NAMESPACE_LABEL.to_string(), pod.metadata.namespace.clone().unwrap_or_default()),
-        (POD_UID_LABEL.to_string(), pod.metadata.uid.clone().unwrap_or_default()),
+        (
+            POD_NAME_LABEL.to_string(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+        (
+            POD_NAMESPACE_LABEL.to_string(),
+            pod.metadata.namespace.clone().unwrap_or_default(),
+        ),
+        (
+            POD_UID_LABEL.to_string(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+        ),
     ])
 }
 
 pub fn host_network(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }
 
 /// The pod's hostname: `spec.hostname` or its name, cut to 63 characters.
@@ -57,14 +72,22 @@ pub fn hostname(pod: &Pod, node_name: &str) -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| pod.metadata.name.clone())
         .unwrap_or_default();
-    name.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string()
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.'])
+        .to_string()
 }
 
 /// The cgroup of the pod under the kubelet's cgroup root, by QoS class, as upstream's cgroupfs
 /// driver lays it out (`/kubepods/burstable/pod<uid>`).
 pub fn cgroup_parent(root: &str, pod: &Pod) -> String {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-    let qos = pod.status.as_ref().and_then(|s| s.qos_class.as_deref()).unwrap_or("BestEffort");
+    let qos = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.qos_class.as_deref())
+        .unwrap_or("BestEffort");
     let base = root.trim_end_matches('/');
     match qos {
         "Guaranteed" => format!("{base}/kubepods/pod{uid}"),
@@ -73,12 +96,56 @@ pub fn cgroup_parent(root: &str, pod: &Pod) -> String {
     }
 }
 
+/// Removes the pod's (empty) cgroup from every hierarchy once its containers are gone; the
+/// runtime creates it as the sandbox's parent but leaves it behind.
+/// All QoS classes are tried, as a pod cleaned up as an orphan has no known class.
+pub fn remove_pod_cgroup(root: &str, pod: &Pod) {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    if uid.is_empty() {
+        return;
+    }
+    let base = root.trim_matches('/');
+    let candidates: Vec<String> = ["", "burstable/", "besteffort/"]
+        .iter()
+        .map(|class| {
+            format!("{base}/kubepods/{class}pod{uid}")
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .collect();
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut mounts: Vec<PathBuf> = hierarchies.flatten().map(|h| h.path()).collect();
+    mounts.push(PathBuf::from("/sys/fs/cgroup"));
+    let dirs = mounts
+        .iter()
+        .flat_map(|m| candidates.iter().map(move |c| m.join(c)));
+    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+        if let Err(err) = std::fs::remove_dir(&dir) {
+            tracing::debug!(path = %dir.display(), %err, "removing pod cgroup");
+        }
+    }
+}
+
 /// The sandbox configuration of `pod`, attempt `attempt`.
 pub fn config(ctx: &SandboxContext<'_>, pod: &Pod, attempt: u32) -> PodSandboxConfig {
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut labels: HashMap<String, String> = pod.metadata.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut labels: HashMap<String, String> = pod
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     labels.extend(pod_labels(pod));
-    let annotations = pod.metadata.annotations.clone().unwrap_or_default().into_iter().collect();
+    let annotations = pod
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let port_mappings = spec
         .containers
         .iter()
@@ -99,7 +166,12 @@ pub fn config(ctx: &SandboxContext<'_>, pod: &Pod, attempt: u32) -> PodSandboxCo
         .containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
-        .any(|c| c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false));
+        .any(|c| {
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.privileged)
+                .unwrap_or(false)
+        });
     let node_or_pod = |host: Option<bool>| if host.unwrap_or(false) { NamespaceMode::Node } else { NamespaceMode::Pod } as i32;
     let pod_security = spec.security_context.clone().unwrap_or_default();
     let sysctls = pod_security
@@ -115,7 +187,12 @@ pub fn config(ctx: &SandboxContext<'_>, pod: &Pod, attempt: u32) -> PodSandboxCo
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             attempt,
         }),
-        hostname: hostname(pod, ctx.node_name),
+        // A host-network pod shares the host's UTS namespace: the runtime must not set a name.
+        hostname: if spec.host_network.unwrap_or(false) {
+            String::new()
+        } else {
+            hostname(pod, ctx.node_name)
+        },
         log_directory: log_directory(ctx.pod_logs_dir, pod).display().to_string(),
         dns_config: Some(dns::pod_dns_config(pod, &ctx.dns)),
         port_mappings,
@@ -126,12 +203,23 @@ pub fn config(ctx: &SandboxContext<'_>, pod: &Pod, attempt: u32) -> PodSandboxCo
             security_context: Some(LinuxSandboxSecurityContext {
                 namespace_options: Some(NamespaceOption {
                     network: node_or_pod(spec.host_network),
-                    pid: if spec.host_pid.unwrap_or(false) { NamespaceMode::Node } else { NamespaceMode::Container } as i32,
+                    pid: if spec.host_pid.unwrap_or(false) {
+                        NamespaceMode::Node
+                    } else {
+                        NamespaceMode::Container
+                    } as i32,
                     ipc: node_or_pod(spec.host_ipc),
                     ..Default::default()
                 }),
-                run_as_user: pod_security.run_as_user.map(|value| cri_proto::v1::Int64Value { value }),
-                run_as_group: pod_security.run_as_group.map(|value| cri_proto::v1::Int64Value { value }),
+                run_as_user: pod_security
+                    .run_as_user
+                    .map(|value| cri_proto::v1::Int64Value { value }),
+                // The runtime rejects a group without a user; the pod-level group then only
+                // applies to the containers, which resolve their user.
+                run_as_group: pod_security
+                    .run_as_group
+                    .filter(|_| pod_security.run_as_user.is_some())
+                    .map(|value| cri_proto::v1::Int64Value { value }),
                 supplemental_groups: pod_security.supplemental_groups.clone().unwrap_or_default(),
                 privileged,
                 ..Default::default()
@@ -149,21 +237,35 @@ pub fn hosts_file(pod: &Pod, pod_ips: &[String], node_name: &str, cluster_domain
         "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
     );
     let host = hostname(pod, node_name);
-    let subdomain = pod.spec.as_ref().and_then(|s| s.subdomain.clone()).filter(|s| !s.is_empty());
+    let subdomain = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.subdomain.clone())
+        .filter(|s| !s.is_empty());
     for ip in pod_ips {
         match (&subdomain, cluster_domain.is_empty()) {
             (Some(sub), false) => {
                 let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-                out.push_str(&format!("{ip}\t{host}.{sub}.{ns}.svc.{cluster_domain}\t{host}\n"));
+                out.push_str(&format!(
+                    "{ip}\t{host}.{sub}.{ns}.svc.{cluster_domain}\t{host}\n"
+                ));
             }
             _ => out.push_str(&format!("{ip}\t{host}\n")),
         }
     }
-    let aliases = pod.spec.as_ref().and_then(|s| s.host_aliases.clone()).unwrap_or_default();
+    let aliases = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_aliases.clone())
+        .unwrap_or_default();
     if !aliases.is_empty() {
         out.push_str("\n# Entries added by HostAliases.\n");
         for alias in aliases {
-            out.push_str(&format!("{}\t{}\n", alias.ip, alias.hostnames.unwrap_or_default().join("\t")));
+            out.push_str(&format!(
+                "{}\t{}\n",
+                alias.ip,
+                alias.hostnames.unwrap_or_default().join("\t")
+            ));
         }
     }
     out
@@ -177,10 +279,17 @@ mod tests {
     #[test]
     fn hosts_file_lists_pod_and_aliases() {
         let pod = Pod {
-            metadata: kube::api::ObjectMeta { name: Some("web-0".into()), namespace: Some("ns".into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some("web-0".into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 subdomain: Some("web".into()),
-                host_aliases: Some(vec![HostAlias { ip: "10.0.0.9".into(), hostnames: Some(vec!["db".into()]) }]),
+                host_aliases: Some(vec![HostAlias {
+                    ip: "10.0.0.9".into(),
+                    hostnames: Some(vec!["db".into()]),
+                }]),
                 ..Default::default()
             }),
             status: None,
@@ -188,6 +297,9 @@ mod tests {
         let text = hosts_file(&pod, &["10.1.0.4".into()], "node", "cluster.local");
         assert!(text.contains("10.1.0.4\tweb-0.web.ns.svc.cluster.local\tweb-0\n"));
         assert!(text.contains("10.0.0.9\tdb\n"));
-        assert_eq!(cgroup_parent("/", &pod), format!("/kubepods/besteffort/pod"));
+        assert_eq!(
+            cgroup_parent("/", &pod),
+            format!("/kubepods/besteffort/pod")
+        );
     }
 }

@@ -17,7 +17,7 @@ use kube::{
 };
 use tokio::sync::watch;
 
-use crate::pod_workers::PodWorkers;
+use crate::pod_workers::{PodWorkers, SourcesReady};
 
 pub const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
 pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
@@ -42,7 +42,10 @@ fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a String> {
 pub fn mirror_target(pod: &Pod) -> Option<(String, String)> {
     is_static(pod).then(|| {
         (
-            pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            pod.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             pod.metadata.name.clone().unwrap_or_default(),
         )
     })
@@ -56,7 +59,11 @@ pub fn pod_from_manifest(text: &str, path: &Path, node: &str) -> Result<Pod, Str
     } else {
         serde_saphyr::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?
     };
-    let name = pod.metadata.name.clone().ok_or_else(|| format!("{}: pod has no name", path.display()))?;
+    let name = pod
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| format!("{}: pod has no name", path.display()))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
     node.hash(&mut hasher);
@@ -66,13 +73,22 @@ pub fn pod_from_manifest(text: &str, path: &Path, node: &str) -> Result<Pod, Str
     let b = hasher.finish();
     let uid = format!("{a:016x}{b:016x}");
     pod.metadata.name = Some(format!("{name}-{node}"));
-    pod.metadata.namespace = Some(pod.metadata.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()));
+    pod.metadata.namespace = Some(
+        pod.metadata
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into()),
+    );
     pod.metadata.uid = Some(uid.clone());
     pod.metadata.self_link = None;
     let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
     annotations.insert(CONFIG_SOURCE_ANNOTATION.into(), "file".into());
     annotations.insert(CONFIG_HASH_ANNOTATION.into(), uid);
-    annotations.insert(CONFIG_SEEN_ANNOTATION.into(), chrono::Utc::now().to_rfc3339());
+    annotations.insert(
+        CONFIG_SEEN_ANNOTATION.into(),
+        chrono::Utc::now().to_rfc3339(),
+    );
     let spec = pod.spec.get_or_insert_with(Default::default);
     spec.node_name = Some(node.to_string());
     if spec.restart_policy.is_none() {
@@ -81,7 +97,11 @@ pub fn pod_from_manifest(text: &str, path: &Path, node: &str) -> Result<Pod, Str
     if spec.dns_policy.is_none() {
         spec.dns_policy = Some("ClusterFirst".into());
     }
-    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         if c.image_pull_policy.is_none() {
             c.image_pull_policy = Some("IfNotPresent".into());
         }
@@ -94,15 +114,26 @@ pub fn pod_from_manifest(text: &str, path: &Path, node: &str) -> Result<Pod, Str
 /// Every manifest in `dir` (files ending in .yaml, .yml or .json), by path.
 fn read_dir(dir: &Path, node: &str) -> HashMap<PathBuf, Pod> {
     let mut pods = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return pods };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return pods;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden || !matches!(ext, "yaml" | "yml" | "json") {
             continue;
         }
-        match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| pod_from_manifest(&t, &path, node)) {
+        match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| pod_from_manifest(&t, &path, node))
+        {
             Ok(pod) => {
                 pods.insert(path, pod);
             }
@@ -120,6 +151,7 @@ pub async fn run(
     interval: Duration,
     workers: Arc<PodWorkers>,
     client: Option<kube::Client>,
+    ready: Arc<SourcesReady>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut known: HashMap<String, Pod> = HashMap::new();
@@ -145,6 +177,7 @@ pub async fn run(
             }
         }
         known = current;
+        ready.files_listed();
         if let Some(client) = &client {
             for pod in known.values() {
                 if let Err(err) = ensure_mirror(client, pod).await {
@@ -164,24 +197,39 @@ fn mirror_of(pod: &Pod) -> Pod {
     mirror.metadata.uid = None;
     mirror.metadata.resource_version = None;
     mirror.status = None;
-    let hash = annotation(pod, CONFIG_HASH_ANNOTATION).cloned().unwrap_or_default();
-    mirror.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(CONFIG_MIRROR_ANNOTATION.into(), hash);
+    let hash = annotation(pod, CONFIG_HASH_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    mirror
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(CONFIG_MIRROR_ANNOTATION.into(), hash);
     mirror
 }
 
 /// Creates the mirror pod, or replaces one that belongs to an older version of the manifest.
 async fn ensure_mirror(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let hash = annotation(pod, CONFIG_HASH_ANNOTATION).cloned();
     if let Some(existing) = api.get_opt(&name).await? {
-        if annotation(&existing, CONFIG_MIRROR_ANNOTATION) == hash.as_ref() && existing.metadata.deletion_timestamp.is_none() {
+        if annotation(&existing, CONFIG_MIRROR_ANNOTATION) == hash.as_ref()
+            && existing.metadata.deletion_timestamp.is_none()
+        {
             return Ok(());
         }
         let params = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: existing.metadata.uid.clone(), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: existing.metadata.uid.clone(),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         api.delete(&name, &params).await?;
@@ -192,16 +240,29 @@ async fn ensure_mirror(client: &kube::Client, pod: &Pod) -> Result<(), kube::Err
 }
 
 /// Deletes mirror pods on this node whose static pod is gone.
-async fn remove_orphaned_mirrors(client: &kube::Client, node: &str, known: &HashMap<String, Pod>) -> Result<(), kube::Error> {
+async fn remove_orphaned_mirrors(
+    client: &kube::Client,
+    node: &str,
+    known: &HashMap<String, Pod>,
+) -> Result<(), kube::Error> {
     let api: Api<Pod> = Api::all(client.clone());
     let params = kube::api::ListParams::default().fields(&format!("spec.nodeName={node}"));
     for mirror in api.list(&params).await?.items.into_iter().filter(is_mirror) {
-        let wanted = known.values().any(|p| p.metadata.name == mirror.metadata.name && p.metadata.namespace == mirror.metadata.namespace);
+        let wanted = known.values().any(|p| {
+            p.metadata.name == mirror.metadata.name
+                && p.metadata.namespace == mirror.metadata.namespace
+        });
         if !wanted {
             let ns = mirror.metadata.namespace.clone().unwrap_or_default();
             let name = mirror.metadata.name.clone().unwrap_or_default();
             Api::<Pod>::namespaced(client.clone(), &ns)
-                .delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+                .delete(
+                    &name,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    },
+                )
                 .await?;
         }
     }
@@ -219,8 +280,16 @@ mod tests {
         assert_eq!(pod.metadata.name.as_deref(), Some("web-node1"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("default"));
         assert!(is_static(&pod));
-        assert_eq!(pod.spec.as_ref().unwrap().node_name.as_deref(), Some("node1"));
-        let changed = pod_from_manifest(&text.replace("busybox:1", "busybox:2"), Path::new("/m/web.yaml"), "node1").unwrap();
+        assert_eq!(
+            pod.spec.as_ref().unwrap().node_name.as_deref(),
+            Some("node1")
+        );
+        let changed = pod_from_manifest(
+            &text.replace("busybox:1", "busybox:2"),
+            Path::new("/m/web.yaml"),
+            "node1",
+        )
+        .unwrap();
         assert_ne!(pod.metadata.uid, changed.metadata.uid);
         let mirror = mirror_of(&pod);
         assert!(is_mirror(&mirror));

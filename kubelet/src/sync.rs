@@ -10,12 +10,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cri_proto::v1::{ContainerState as CriState, ContainerStatus as CriContainer, PodSandboxConfig};
+use cri_proto::v1::{
+    ContainerState as CriState, ContainerStatus as CriContainer, PodSandboxConfig,
+};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::{
     api::{DeleteParams, Patch, PatchParams, Preconditions},
     Api,
 };
+
+use component_base::event_recorder::{EventRecorder, EventType};
+use k8s_openapi::api::core::v1::ObjectReference;
 
 use crate::{
     backoff::Backoff,
@@ -28,6 +33,7 @@ use crate::{
     probes::Probes,
     runtime_pod::{attempt, is_exited, is_running, RuntimePod},
     sandbox::{self, SandboxContext},
+    token::TokenManager,
     volumes,
 };
 
@@ -43,6 +49,9 @@ pub struct NodeContext {
     /// Allocatable cpu (millicores) and memory (bytes).
     pub allocatable: (i64, i64),
     pub memory_capacity: i64,
+    pub tokens: TokenManager,
+    /// Events about pods (`reportingController: kubelet`); none in standalone mode.
+    pub recorder: Option<Arc<EventRecorder>>,
 }
 
 /// Why a sync round failed; the worker retries.
@@ -103,9 +112,19 @@ fn ran_for(c: &CriContainer) -> Duration {
 
 impl PodSync {
     pub fn new(ctx: Arc<NodeContext>) -> PodSync {
-        let view = WorkerView { host_ip: ctx.node_ip.clone(), runtime_name: ctx.runtime_name.clone(), ..Default::default() };
+        let view = WorkerView {
+            host_ip: ctx.node_ip.clone(),
+            runtime_name: ctx.runtime_name.clone(),
+            ..Default::default()
+        };
         let probes = Probes::new(ctx.runtime.clone());
-        PodSync { ctx, backoff: Backoff::default(), view, probes, last_reported: None }
+        PodSync {
+            ctx,
+            backoff: Backoff::default(),
+            view,
+            probes,
+            last_reported: None,
+        }
     }
 
     /// Brings the runtime in line with `pod` and reports its status.
@@ -114,14 +133,22 @@ impl PodSync {
             let grace = pod
                 .metadata
                 .deletion_grace_period_seconds
-                .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+                .or_else(|| {
+                    pod.spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                })
                 .unwrap_or(30);
             self.terminate(pod, grace).await?;
             self.delete_from_api(pod).await?;
             return Ok(Next::Finished);
         }
         let runtime = RuntimePod::load(&self.ctx.runtime, &uid(pod)).await?;
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("Pending");
         if phase == "Succeeded" || phase == "Failed" {
             // Finished pods keep their exited containers (for logs) but give back the sandbox.
             self.stop_sandboxes(&runtime).await?;
@@ -134,32 +161,60 @@ impl PodSync {
         let runtime = match self.ensure_sandbox(pod, runtime).await? {
             Some(r) => r,
             None => {
-                self.report(pod, &RuntimePod::load(&self.ctx.runtime, &uid(pod)).await?).await?;
+                self.report(pod, &RuntimePod::load(&self.ctx.runtime, &uid(pod)).await?)
+                    .await?;
                 return Ok(Next::ResyncAfter(Duration::from_secs(2)));
             }
         };
-        let sandbox_id = runtime.ready_sandbox().map(|s| s.id.clone()).unwrap_or_default();
-        let sandbox_attempt = runtime.sandbox().and_then(|s| s.metadata.as_ref()).map(|m| m.attempt).unwrap_or(0);
+        let sandbox_id = runtime
+            .ready_sandbox()
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
+        let sandbox_attempt = runtime
+            .sandbox()
+            .and_then(|s| s.metadata.as_ref())
+            .map(|m| m.attempt)
+            .unwrap_or(0);
         let sandbox_config = sandbox::config(&self.sandbox_context(), pod, sandbox_attempt);
         let volumes = match self.prepare_files(pod).await {
             Ok(v) => v,
             Err(message) => {
-                for c in pod.spec.iter().flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten())) {
+                for c in pod.spec.iter().flat_map(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                }) {
                     if runtime.latest(&c.name).is_none_or(|l| !is_running(l)) {
-                        self.view.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), message.clone()));
+                        self.view.waiting.insert(
+                            c.name.clone(),
+                            ("CreateContainerConfigError".into(), message.clone()),
+                        );
                     }
                 }
                 self.report(pod, &runtime).await?;
                 return Ok(Next::ResyncAfter(Duration::from_secs(2)));
             }
         };
-        let starter = Starter { sandbox_id: &sandbox_id, sandbox_config: &sandbox_config, volumes: &volumes };
+        let starter = Starter {
+            sandbox_id: &sandbox_id,
+            sandbox_config: &sandbox_config,
+            volumes: &volumes,
+        };
         let spec = pod.spec.clone().unwrap_or_default();
-        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         let mut initialized = true;
         for c in spec.init_containers.iter().flatten() {
             let sidecar = c.restart_policy.as_deref() == Some("Always");
-            let init_policy = if sidecar { "Always" } else if policy == "Never" { "Never" } else { "OnFailure" };
+            let init_policy = if sidecar {
+                "Always"
+            } else if policy == "Never" {
+                "Never"
+            } else {
+                "OnFailure"
+            };
             match runtime.latest(&c.name) {
                 Some(l) if is_exited(l) && l.exit_code == 0 && !sidecar => continue,
                 Some(l) if is_running(l) && sidecar => continue,
@@ -169,7 +224,10 @@ impl PodSync {
                 }
                 latest => {
                     initialized = false;
-                    if let Some(wait) = self.start_or_back_off(pod, c, latest, init_policy, &starter).await {
+                    if let Some(wait) = self
+                        .start_or_back_off(pod, c, latest, init_policy, &starter)
+                        .await
+                    {
                         next = next.min(wait);
                     }
                     break;
@@ -183,24 +241,81 @@ impl PodSync {
                     let pod_ip = self.view.pod_ips.first().cloned().unwrap_or_default();
                     if self.probes.liveness_failed(&pod_ip, c, l).await {
                         tracing::info!(pod = %key(pod), container = %c.name, "liveness probe failed, restarting container");
+                        self.event(
+                            pod,
+                            Some(&c.name),
+                            EventType::Warning,
+                            "Unhealthy",
+                            "Probe",
+                            "Liveness probe failed".into(),
+                        );
+                        let note = format!(
+                            "Container {} failed liveness probe, will be restarted",
+                            c.name
+                        );
+                        self.event(
+                            pod,
+                            Some(&c.name),
+                            EventType::Normal,
+                            "Killing",
+                            "Kill",
+                            note,
+                        );
                         let grace = spec.termination_grace_period_seconds.unwrap_or(30);
                         self.ctx.runtime.stop_container(&l.id, grace).await?;
                         next = Duration::ZERO;
                     }
                     continue;
                 }
-                if let Some(wait) = self.start_or_back_off(pod, c, latest, &policy, &starter).await {
+                if let Some(wait) = self
+                    .start_or_back_off(pod, c, latest, &policy, &starter)
+                    .await
+                {
                     next = next.min(wait);
                 }
             }
         }
         let runtime = RuntimePod::load(&self.ctx.runtime, &uid(pod)).await?;
         self.remove_old_instances(&runtime).await;
-        let all: Vec<&Container> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
+        let all: Vec<&Container> = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .collect();
         let probe_next = self.probes.update(&all, &runtime, &mut self.view).await;
         next = next.min(probe_next);
         self.report(pod, &runtime).await?;
         Ok(Next::ResyncAfter(next.max(Duration::from_millis(200))))
+    }
+
+    /// Records an event about the pod (and one of its containers) without holding up the sync.
+    fn event(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        kind: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let Some(recorder) = self.ctx.recorder.clone() else {
+            return;
+        };
+        let regarding = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: pod.metadata.name.clone(),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            field_path: container.map(|c| format!("spec.containers{{{c}}}")),
+            ..Default::default()
+        };
+        let (reason, action) = (reason.to_string(), action.to_string());
+        tokio::spawn(async move {
+            recorder
+                .record(&regarding, kind, &reason, &action, &note)
+                .await
+        });
     }
 
     fn sandbox_context(&self) -> SandboxContext<'_> {
@@ -217,12 +332,20 @@ impl PodSync {
     }
 
     /// Makes sure the pod has a ready sandbox, replacing a dead one; `None` when it could not.
-    async fn ensure_sandbox(&mut self, pod: &Pod, runtime: RuntimePod) -> Result<Option<RuntimePod>, SyncError> {
+    async fn ensure_sandbox(
+        &mut self,
+        pod: &Pod,
+        runtime: RuntimePod,
+    ) -> Result<Option<RuntimePod>, SyncError> {
         if runtime.ready_sandbox().is_some() {
             self.read_sandbox_network(pod, &runtime).await;
             return Ok(Some(runtime));
         }
-        let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always");
         if runtime.sandbox().is_some() {
             // The sandbox died: its containers go with it, and all start again in a new one.
             tracing::info!(pod = %key(pod), "sandbox is not ready; recreating it");
@@ -234,7 +357,11 @@ impl PodSync {
                 return Ok(Some(runtime));
             }
         }
-        let attempt = runtime.sandbox().and_then(|s| s.metadata.as_ref()).map(|m| m.attempt + 1).unwrap_or(0);
+        let attempt = runtime
+            .sandbox()
+            .and_then(|s| s.metadata.as_ref())
+            .map(|m| m.attempt + 1)
+            .unwrap_or(0);
         let config = sandbox::config(&self.sandbox_context(), pod, attempt);
         std::fs::create_dir_all(&config.log_directory)?;
         std::fs::create_dir_all(volumes::pod_dir(&self.ctx.root_dir, &uid(pod)))?;
@@ -242,6 +369,14 @@ impl PodSync {
             Ok(id) => tracing::info!(pod = %key(pod), sandbox = %id, "started pod sandbox"),
             Err(err) => {
                 tracing::warn!(pod = %key(pod), %err, "creating pod sandbox");
+                self.event(
+                    pod,
+                    None,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    "CreatePodSandbox",
+                    format!("Failed to create pod sandbox: {err}"),
+                );
                 self.view.sandbox_ready = false;
                 return Ok(None);
             }
@@ -257,10 +392,15 @@ impl PodSync {
             self.view.pod_ips = vec![self.ctx.node_ip.clone()];
             return;
         }
-        let Some(s) = runtime.ready_sandbox() else { return };
+        let Some(s) = runtime.ready_sandbox() else {
+            return;
+        };
         if let Ok(status) = self.ctx.runtime.pod_sandbox_status(&s.id).await {
             if let Some(net) = status.network {
-                let mut ips: Vec<String> = vec![net.ip].into_iter().filter(|ip| !ip.is_empty()).collect();
+                let mut ips: Vec<String> = vec![net.ip]
+                    .into_iter()
+                    .filter(|ip| !ip.is_empty())
+                    .collect();
                 ips.extend(net.additional_ips.into_iter().map(|p| p.ip));
                 self.view.pod_ips = ips;
             }
@@ -268,15 +408,32 @@ impl PodSync {
     }
 
     fn facts<'a>(&'a self, pod: &'a Pod) -> PodFacts<'a> {
-        PodFacts { pod, pod_ips: &self.view.pod_ips, host_ip: &self.ctx.node_ip, node_allocatable: self.ctx.allocatable }
+        PodFacts {
+            pod,
+            pod_ips: &self.view.pod_ips,
+            host_ip: &self.ctx.node_ip,
+            node_allocatable: self.ctx.allocatable,
+        }
     }
 
     /// Volumes and the hosts file; the error is the message containers wait with.
     async fn prepare_files(&self, pod: &Pod) -> Result<HashMap<String, PathBuf>, String> {
         let facts = self.facts(pod);
-        let volumes = volumes::setup(&self.ctx.root_dir, self.ctx.client.as_ref(), &facts).await.map_err(|e| e.to_string())?;
+        let volumes = volumes::setup(
+            &self.ctx.root_dir,
+            self.ctx.client.as_ref(),
+            &self.ctx.tokens,
+            &facts,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         if !sandbox::host_network(pod) {
-            let text = sandbox::hosts_file(pod, &self.view.pod_ips, &self.ctx.node_name, &self.ctx.config.cluster_domain);
+            let text = sandbox::hosts_file(
+                pod,
+                &self.view.pod_ips,
+                &self.ctx.node_name,
+                &self.ctx.config.cluster_domain,
+            );
             let path = volumes::pod_dir(&self.ctx.root_dir, &uid(pod)).join("etc-hosts");
             if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
                 std::fs::write(&path, text).map_err(|e| format!("writing /etc/hosts: {e}"))?;
@@ -318,7 +475,24 @@ impl PodSync {
                         pod.metadata.namespace.as_deref().unwrap_or_default(),
                         uid(pod)
                     );
-                    self.view.waiting.insert(c.name.clone(), ("CrashLoopBackOff".into(), message));
+                    let note = format!(
+                        "Back-off restarting failed container {} in pod {}_{}({})",
+                        c.name,
+                        pod.metadata.name.as_deref().unwrap_or_default(),
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                        uid(pod)
+                    );
+                    self.event(
+                        pod,
+                        Some(&c.name),
+                        EventType::Warning,
+                        "BackOff",
+                        "Restart",
+                        note,
+                    );
+                    self.view
+                        .waiting
+                        .insert(c.name.clone(), ("CrashLoopBackOff".into(), message));
                     return Some(wait);
                 }
                 self.backoff.restarted(&c.name, Instant::now());
@@ -333,6 +507,14 @@ impl PodSync {
             }
             Err((reason, message)) => {
                 tracing::warn!(pod = %key(pod), container = %c.name, %reason, %message, "starting container");
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    EventType::Warning,
+                    "Failed",
+                    "Start",
+                    format!("Error: {message}"),
+                );
                 self.view.waiting.insert(c.name.clone(), (reason, message));
                 Some(Duration::from_secs(2))
             }
@@ -340,19 +522,62 @@ impl PodSync {
     }
 
     /// Pulls (if allowed and needed), creates and starts one container instance.
-    async fn start_container(&mut self, pod: &Pod, c: &Container, attempt: u32, starter: &Starter<'_>) -> Result<(), (String, String)> {
+    async fn start_container(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        attempt: u32,
+        starter: &Starter<'_>,
+    ) -> Result<(), (String, String)> {
         let image = c.image.clone().unwrap_or_default();
         let image_ref = match self.ctx.runtime.image_status(&image).await {
-            Ok(Some(found)) => found.id,
-            Ok(None) if c.image_pull_policy.as_deref() == Some("Never") => {
-                return Err(("ErrImageNeverPull".into(), format!("Container image \"{image}\" is not present with pull policy of Never")));
+            Ok(Some(found)) => {
+                let note = format!("Container image \"{image}\" already present on machine");
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    EventType::Normal,
+                    "Pulled",
+                    "Pull",
+                    note,
+                );
+                found.id
             }
-            Ok(None) => self
-                .ctx
-                .runtime
-                .pull_image(&image)
-                .await
-                .map_err(|e| ("ErrImagePull".to_string(), e.to_string()))?,
+            Ok(None) if c.image_pull_policy.as_deref() == Some("Never") => {
+                return Err((
+                    "ErrImageNeverPull".into(),
+                    format!("Container image \"{image}\" is not present with pull policy of Never"),
+                ));
+            }
+            Ok(None) => {
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    EventType::Normal,
+                    "Pulling",
+                    "Pull",
+                    format!("Pulling image \"{image}\""),
+                );
+                match self.ctx.runtime.pull_image(&image).await {
+                    Ok(reference) => {
+                        self.event(
+                            pod,
+                            Some(&c.name),
+                            EventType::Normal,
+                            "Pulled",
+                            "Pull",
+                            format!("Successfully pulled image \"{image}\""),
+                        );
+                        reference
+                    }
+                    Err(e) => {
+                        return Err((
+                            "ErrImagePull".to_string(),
+                            format!("Failed to pull image \"{image}\": {e}"),
+                        ))
+                    }
+                }
+            }
             Err(e) => return Err(("ErrImageInspect".into(), e.to_string())),
         };
         let facts = self.facts(pod);
@@ -366,7 +591,9 @@ impl PodSync {
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::write(&termination_log, b"")?;
-            std::fs::create_dir_all(std::path::Path::new(&starter.sandbox_config.log_directory).join(&c.name))
+            std::fs::create_dir_all(
+                std::path::Path::new(&starter.sandbox_config.log_directory).join(&c.name),
+            )
         };
         prepare().map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
         let hosts = pod_dir.join("etc-hosts");
@@ -388,19 +615,39 @@ impl PodSync {
             .create_container(starter.sandbox_id, config, starter.sandbox_config.clone())
             .await
             .map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+        self.event(
+            pod,
+            Some(&c.name),
+            EventType::Normal,
+            "Created",
+            "Create",
+            format!("Created container: {}", c.name),
+        );
         self.ctx
             .runtime
             .start_container(&id)
             .await
             .map_err(|e| ("RunContainerError".to_string(), e.to_string()))?;
         tracing::info!(pod = %key(pod), container = %c.name, attempt, id = %id, "started container");
+        self.event(
+            pod,
+            Some(&c.name),
+            EventType::Normal,
+            "Started",
+            "Start",
+            format!("Started container {}", c.name),
+        );
         self.probes.container_started(&c.name);
         if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             let pod_ip = self.view.pod_ips.first().cloned().unwrap_or_default();
             if let Ok(status) = self.ctx.runtime.container_status(&id).await {
                 if let Err(why) = self.probes.run_handler(pod, &pod_ip, &status, hook).await {
                     tracing::warn!(pod = %key(pod), container = %c.name, %why, "FailedPostStartHook");
-                    let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+                    let grace = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                        .unwrap_or(30);
                     let _ = self.ctx.runtime.stop_container(&id, grace).await;
                     return Err(("PostStartHookError".into(), why));
                 }
@@ -415,7 +662,11 @@ impl PodSync {
     async fn remove_old_instances(&self, runtime: &RuntimePod) {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for c in &runtime.containers {
-            let name = c.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or_default();
+            let name = c
+                .metadata
+                .as_ref()
+                .map(|m| m.name.as_str())
+                .unwrap_or_default();
             let n = seen.entry(name).or_default();
             *n += 1;
             if *n > 2 && is_exited(c) {
@@ -427,7 +678,11 @@ impl PodSync {
     }
 
     async fn stop_sandboxes(&self, runtime: &RuntimePod) -> Result<(), SyncError> {
-        for s in runtime.sandboxes.iter().filter(|s| s.state == cri_proto::v1::PodSandboxState::SandboxReady as i32) {
+        for s in runtime
+            .sandboxes
+            .iter()
+            .filter(|s| s.state == cri_proto::v1::PodSandboxState::SandboxReady as i32)
+        {
             self.ctx.runtime.stop_pod_sandbox(&s.id).await?;
         }
         Ok(())
@@ -444,8 +699,15 @@ impl PodSync {
         }
         let stops = running.iter().map(|c| {
             let spec = pod.spec.as_ref().and_then(|s| {
-                let name = c.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or_default();
-                s.containers.iter().chain(s.init_containers.iter().flatten()).find(|sc| sc.name == name)
+                let name = c
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.name.as_str())
+                    .unwrap_or_default();
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .find(|sc| sc.name == name)
             });
             self.stop_with_hooks(pod, spec, c, grace)
         });
@@ -461,7 +723,9 @@ impl PodSync {
         for s in &runtime.sandboxes {
             self.ctx.runtime.remove_pod_sandbox(&s.id).await?;
         }
+        sandbox::remove_pod_cgroup(&self.ctx.config.cgroup_root, pod);
         volumes::teardown(&self.ctx.root_dir, &uid)?;
+        self.ctx.tokens.forget(&uid);
         let logs = sandbox::log_directory(&self.ctx.config.pod_logs_dir, pod);
         if let Err(err) = std::fs::remove_dir_all(&logs) {
             if err.kind() != std::io::ErrorKind::NotFound {
@@ -472,12 +736,34 @@ impl PodSync {
     }
 
     /// Runs the preStop hook (within the grace period), then stops the container.
-    async fn stop_with_hooks(&self, pod: &Pod, spec: Option<&Container>, c: &CriContainer, grace: i64) -> Result<(), SyncError> {
+    async fn stop_with_hooks(
+        &self,
+        pod: &Pod,
+        spec: Option<&Container>,
+        c: &CriContainer,
+        grace: i64,
+    ) -> Result<(), SyncError> {
         let started = Instant::now();
-        if let Some(hook) = spec.and_then(|s| s.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref()) {
+        if let Some(name) = c.metadata.as_ref().map(|m| m.name.as_str()) {
+            self.event(
+                pod,
+                Some(name),
+                EventType::Normal,
+                "Killing",
+                "Kill",
+                format!("Stopping container {name}"),
+            );
+        }
+        if let Some(hook) = spec
+            .and_then(|s| s.lifecycle.as_ref())
+            .and_then(|l| l.pre_stop.as_ref())
+        {
             let pod_ip = self.view.pod_ips.first().cloned().unwrap_or_default();
             let run = self.probes.run_handler(pod, &pod_ip, c, hook);
-            if tokio::time::timeout(Duration::from_secs(grace.max(0) as u64), run).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(grace.max(0) as u64), run)
+                .await
+                .is_err()
+            {
                 tracing::info!(pod = %key(pod), container = %c.id, "preStop hook did not finish within the grace period");
             }
         }
@@ -490,17 +776,28 @@ impl PodSync {
 
     /// Deletes the API object once everything on the node is gone (grace period 0).
     async fn delete_from_api(&self, pod: &Pod) -> Result<(), SyncError> {
-        let Some(client) = &self.ctx.client else { return Ok(()) };
+        let Some(client) = &self.ctx.client else {
+            return Ok(());
+        };
         if crate::static_pods::is_static(pod) {
             return Ok(());
         }
-        let api: Api<Pod> = Api::namespaced(client.clone(), pod.metadata.namespace.as_deref().unwrap_or("default"));
+        let api: Api<Pod> = Api::namespaced(
+            client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
         let params = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
             ..Default::default()
         };
-        match api.delete(pod.metadata.name.as_deref().unwrap_or_default(), &params).await {
+        match api
+            .delete(pod.metadata.name.as_deref().unwrap_or_default(), &params)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
             Err(e) => Err(e.into()),
@@ -511,7 +808,11 @@ impl PodSync {
     async fn report(&mut self, pod: &Pod, runtime: &RuntimePod) -> Result<(), SyncError> {
         let status = pod_status::compute(pod, runtime, &self.view);
         let value = serde_json::to_value(&status).unwrap_or_default();
-        if self.last_reported.as_ref() == Some(&value) {
+        // Someone else (the node lifecycle controller marking pods not ready) may have changed
+        // the status since; the kubelet's view wins.
+        if self.last_reported.as_ref() == Some(&value)
+            && !pod_status::differs(pod.status.as_ref(), &status)
+        {
             return Ok(());
         }
         let Some(client) = self.ctx.client.clone() else {
@@ -520,11 +821,17 @@ impl PodSync {
         };
         let (namespace, name) = match crate::static_pods::mirror_target(pod) {
             Some(target) => target,
-            None => (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default()),
+            None => (
+                pod.metadata.namespace.clone().unwrap_or_default(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            ),
         };
         let api: Api<Pod> = Api::namespaced(client, &namespace);
         let patch = serde_json::json!({ "status": value });
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => {
                 self.last_reported = Some(value);
                 Ok(())

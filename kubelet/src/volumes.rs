@@ -11,23 +11,37 @@ use std::{
 
 use k8s_openapi::api::core::v1::{KeyToPath, Volume};
 
-use crate::envvars::{self, EnvError, PodFacts};
+use crate::{
+    envvars::{self, EnvError, PodFacts},
+    token::TokenManager,
+};
 
 /// Why a volume could not be set up; reported as the container's CreateContainerConfigError.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
     #[error("volume {volume}: {source}")]
-    Io { volume: String, source: std::io::Error },
+    Io {
+        volume: String,
+        source: std::io::Error,
+    },
     #[error("volume {volume}: {source}")]
     Source { volume: String, source: EnvError },
     #[error("volume {volume}: configmap {name:?} not found")]
     ConfigMapNotFound { volume: String, name: String },
     #[error("volume {volume}: secret {name:?} not found")]
     SecretNotFound { volume: String, name: String },
+    #[error("volume {volume}: {source}")]
+    Token {
+        volume: String,
+        source: crate::token::TokenError,
+    },
     #[error("volume {volume}: unsupported volume type")]
     Unsupported { volume: String },
     #[error("volume {volume}: mounting tmpfs: {source}")]
-    Mount { volume: String, source: std::io::Error },
+    Mount {
+        volume: String,
+        source: std::io::Error,
+    },
 }
 
 /// The directory of a pod's files under the kubelet root.
@@ -39,14 +53,21 @@ pub fn pod_dir(root: &Path, uid: &str) -> PathBuf {
 pub async fn setup(
     root: &Path,
     client: Option<&kube::Client>,
+    tokens: &TokenManager,
     facts: &PodFacts<'_>,
 ) -> Result<HashMap<String, PathBuf>, VolumeError> {
     let pod = facts.pod;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let volumes_dir = pod_dir(root, &uid).join("volumes");
     let mut paths = HashMap::new();
-    for volume in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
-        let path = setup_one(&volumes_dir, client, facts, volume).await?;
+    for volume in pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let path = setup_one(&volumes_dir, client, tokens, facts, volume).await?;
         paths.insert(volume.name.clone(), path);
     }
     Ok(paths)
@@ -55,19 +76,31 @@ pub async fn setup(
 async fn setup_one(
     dir: &Path,
     client: Option<&kube::Client>,
+    tokens: &TokenManager,
     facts: &PodFacts<'_>,
     volume: &Volume,
 ) -> Result<PathBuf, VolumeError> {
     let name = volume.name.clone();
-    let io = |source| VolumeError::Io { volume: name.clone(), source };
-    let namespace = facts.pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let io = |source| VolumeError::Io {
+        volume: name.clone(),
+        source,
+    };
+    let namespace = facts
+        .pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     if let Some(empty) = &volume.empty_dir {
         let path = dir.join("kubernetes.io~empty-dir").join(&name);
         std::fs::create_dir_all(&path).map_err(io)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(io)?;
         if empty.medium.as_deref() == Some("Memory") && !is_mount_point(&path) {
             let size = empty.size_limit.as_ref().and_then(crate::quantity::bytes);
-            mount_tmpfs(&path, size).map_err(|source| VolumeError::Mount { volume: name.clone(), source })?;
+            mount_tmpfs(&path, size).map_err(|source| VolumeError::Mount {
+                volume: name.clone(),
+                source,
+            })?;
         }
         return Ok(path);
     }
@@ -85,77 +118,168 @@ async fn setup_one(
         }
         return Ok(path);
     }
-    let source = |source| VolumeError::Source { volume: name.clone(), source };
+    let source = |source| VolumeError::Source {
+        volume: name.clone(),
+        source,
+    };
     let mut files: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
     let kind;
     if let Some(cm) = &volume.config_map {
         kind = "kubernetes.io~configmap";
         let mode = cm.default_mode.unwrap_or(0o644) as u32;
-        match envvars::config_map(client, &namespace, &cm.name).await.map_err(source)? {
+        match envvars::config_map(client, &namespace, &cm.name)
+            .await
+            .map_err(source)?
+        {
             Some(obj) => {
-                let mut data: BTreeMap<String, Vec<u8>> =
-                    obj.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-                data.extend(obj.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+                let mut data: BTreeMap<String, Vec<u8>> = obj
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                data.extend(
+                    obj.binary_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0)),
+                );
                 project(&mut files, &data, cm.items.as_deref(), mode);
             }
             None if cm.optional == Some(true) => {}
-            None => return Err(VolumeError::ConfigMapNotFound { volume: name.clone(), name: cm.name.clone() }),
+            None => {
+                return Err(VolumeError::ConfigMapNotFound {
+                    volume: name.clone(),
+                    name: cm.name.clone(),
+                })
+            }
         }
     } else if let Some(s) = &volume.secret {
         kind = "kubernetes.io~secret";
         let mode = s.default_mode.unwrap_or(0o644) as u32;
         let secret_name = s.secret_name.clone().unwrap_or_default();
-        match envvars::secret(client, &namespace, &secret_name).await.map_err(source)? {
+        match envvars::secret(client, &namespace, &secret_name)
+            .await
+            .map_err(source)?
+        {
             Some(obj) => {
-                let data = obj.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                let data = obj
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
                 project(&mut files, &data, s.items.as_deref(), mode);
             }
             None if s.optional == Some(true) => {}
-            None => return Err(VolumeError::SecretNotFound { volume: name.clone(), name: secret_name }),
+            None => {
+                return Err(VolumeError::SecretNotFound {
+                    volume: name.clone(),
+                    name: secret_name,
+                })
+            }
         }
     } else if let Some(d) = &volume.downward_api {
         kind = "kubernetes.io~downward-api";
         let mode = d.default_mode.unwrap_or(0o644) as u32;
         for item in d.items.iter().flatten() {
             let value = downward_item(facts, item).map_err(source)?;
-            files.insert(item.path.clone(), (value.into_bytes(), item.mode.map(|m| m as u32).unwrap_or(mode)));
+            files.insert(
+                item.path.clone(),
+                (
+                    value.into_bytes(),
+                    item.mode.map(|m| m as u32).unwrap_or(mode),
+                ),
+            );
         }
     } else if let Some(p) = &volume.projected {
         kind = "kubernetes.io~projected";
         let mode = p.default_mode.unwrap_or(0o644) as u32;
         for src in p.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
-                match envvars::config_map(client, &namespace, &cm.name).await.map_err(source)? {
+                match envvars::config_map(client, &namespace, &cm.name)
+                    .await
+                    .map_err(source)?
+                {
                     Some(obj) => {
-                        let data = obj.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                        let data = obj
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.into_bytes()))
+                            .collect();
                         project(&mut files, &data, cm.items.as_deref(), mode);
                     }
                     None if cm.optional == Some(true) => {}
-                    None => return Err(VolumeError::ConfigMapNotFound { volume: name.clone(), name: cm.name.clone() }),
+                    None => {
+                        return Err(VolumeError::ConfigMapNotFound {
+                            volume: name.clone(),
+                            name: cm.name.clone(),
+                        })
+                    }
                 }
             }
             if let Some(s) = &src.secret {
-                match envvars::secret(client, &namespace, &s.name).await.map_err(source)? {
+                match envvars::secret(client, &namespace, &s.name)
+                    .await
+                    .map_err(source)?
+                {
                     Some(obj) => {
-                        let data = obj.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                        let data = obj
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0))
+                            .collect();
                         project(&mut files, &data, s.items.as_deref(), mode);
                     }
                     None if s.optional == Some(true) => {}
-                    None => return Err(VolumeError::SecretNotFound { volume: name.clone(), name: s.name.clone() }),
+                    None => {
+                        return Err(VolumeError::SecretNotFound {
+                            volume: name.clone(),
+                            name: s.name.clone(),
+                        })
+                    }
                 }
             }
             if let Some(d) = &src.downward_api {
                 for item in d.items.iter().flatten() {
                     let value = downward_item(facts, item).map_err(source)?;
-                    files.insert(item.path.clone(), (value.into_bytes(), item.mode.map(|m| m as u32).unwrap_or(mode)));
+                    files.insert(
+                        item.path.clone(),
+                        (
+                            value.into_bytes(),
+                            item.mode.map(|m| m as u32).unwrap_or(mode),
+                        ),
+                    );
                 }
             }
-            if src.service_account_token.is_some() || src.cluster_trust_bundle.is_some() {
-                return Err(VolumeError::Unsupported { volume: name.clone() });
+            if let Some(t) = &src.service_account_token {
+                let audience = t.audience.as_deref().filter(|a| !a.is_empty());
+                let token = tokens
+                    .token(
+                        client,
+                        facts.pod,
+                        audience,
+                        t.expiration_seconds.unwrap_or(3600),
+                    )
+                    .await
+                    .map_err(|source| VolumeError::Token {
+                        volume: name.clone(),
+                        source,
+                    })?;
+                files.insert(t.path.clone(), (token.into_bytes(), mode));
+            }
+            if src.cluster_trust_bundle.is_some() {
+                return Err(VolumeError::Unsupported {
+                    volume: name.clone(),
+                });
             }
         }
     } else {
-        return Err(VolumeError::Unsupported { volume: name.clone() });
+        return Err(VolumeError::Unsupported {
+            volume: name.clone(),
+        });
     }
     let path = dir.join(kind).join(&name);
     write_atomic(&path, &files).map_err(io)?;
@@ -172,7 +296,11 @@ fn downward_item(
     if let Some(r) = &item.resource_field_ref {
         let spec = facts.pod.spec.as_ref();
         let container = spec
-            .and_then(|s| s.containers.iter().find(|c| Some(c.name.as_str()) == r.container_name.as_deref()))
+            .and_then(|s| {
+                s.containers
+                    .iter()
+                    .find(|c| Some(c.name.as_str()) == r.container_name.as_deref())
+            })
             .or_else(|| spec.and_then(|s| s.containers.first()))
             .cloned()
             .unwrap_or_default();
@@ -182,12 +310,20 @@ fn downward_item(
 }
 
 /// Adds `data` to `files`, all keys or only the listed `items`.
-fn project(files: &mut BTreeMap<String, (Vec<u8>, u32)>, data: &BTreeMap<String, Vec<u8>>, items: Option<&[KeyToPath]>, mode: u32) {
+fn project(
+    files: &mut BTreeMap<String, (Vec<u8>, u32)>,
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&[KeyToPath]>,
+    mode: u32,
+) {
     match items {
         Some(items) => {
             for item in items {
                 if let Some(value) = data.get(&item.key) {
-                    files.insert(item.path.clone(), (value.clone(), item.mode.map(|m| m as u32).unwrap_or(mode)));
+                    files.insert(
+                        item.path.clone(),
+                        (value.clone(), item.mode.map(|m| m as u32).unwrap_or(mode)),
+                    );
                 }
             }
         }
@@ -228,7 +364,10 @@ fn write_atomic(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> std::io
     symlink(&stamp, &tmp_link)?;
     std::fs::rename(&tmp_link, &data_link)?;
     // Top-level names point into ..data, so they follow each swap.
-    let mut tops: Vec<String> = files.keys().map(|p| p.split('/').next().unwrap_or(p).to_string()).collect();
+    let mut tops: Vec<String> = files
+        .keys()
+        .map(|p| p.split('/').next().unwrap_or(p).to_string())
+        .collect();
     tops.dedup();
     for top in &tops {
         let link = dir.join(top);
@@ -254,7 +393,13 @@ fn count_files(dir: &Path) -> usize {
         .map(|entries| {
             entries
                 .flatten()
-                .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
@@ -265,7 +410,9 @@ fn is_mount_point(path: &Path) -> bool {
         return false;
     };
     let wanted = path.display().to_string();
-    mounts.lines().any(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
 }
 
 fn mount_tmpfs(path: &Path, size: Option<i64>) -> std::io::Result<()> {
@@ -277,7 +424,13 @@ fn mount_tmpfs(path: &Path, size: Option<i64>) -> std::io::Result<()> {
     })?;
     // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
     let rc = unsafe {
-        libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, data.as_ptr().cast())
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
     };
     if rc == 0 {
         Ok(())
@@ -325,7 +478,11 @@ mod tests {
         files.remove("a");
         write_atomic(&path, &files).unwrap();
         assert!(!path.join("a").exists());
-        let stamps = std::fs::read_dir(&path).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("..2")).count();
+        let stamps = std::fs::read_dir(&path)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("..2"))
+            .count();
         assert_eq!(stamps, 1);
     }
 }

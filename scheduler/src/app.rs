@@ -34,7 +34,10 @@ pub enum AppError {
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("listening on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     LeaderElection(#[from] leader_election::LeaderElectionError),
 }
@@ -64,6 +67,10 @@ pub async fn run(opts: Options) -> Result<(), AppError> {
         .iter()
         .map(|p| Profile::new(p, cfg.percentage_of_nodes_to_score))
         .collect::<Result<Vec<_>, _>>()?;
+    for p in &profiles {
+        let (filters, scores) = p.describe();
+        tracing::info!(profile = %p.name, ?filters, ?scores, preemption = p.preemption, "profile");
+    }
     let queue = SchedulingQueue::new(
         Duration::from_secs(cfg.pod_initial_backoff_seconds),
         Duration::from_secs(cfg.pod_max_backoff_seconds),
@@ -85,9 +92,21 @@ pub async fn run(opts: Options) -> Result<(), AppError> {
     ));
 
     let synced = Arc::new(Synced::default());
-    tokio::spawn(informers::nodes(client.clone(), sched.clone(), synced.clone()));
-    tokio::spawn(informers::pods(client.clone(), sched.clone(), synced.clone()));
-    tokio::spawn(informers::pdbs(client.clone(), sched.clone(), synced.clone()));
+    tokio::spawn(informers::nodes(
+        client.clone(),
+        sched.clone(),
+        synced.clone(),
+    ));
+    tokio::spawn(informers::pods(
+        client.clone(),
+        sched.clone(),
+        synced.clone(),
+    ));
+    tokio::spawn(informers::pdbs(
+        client.clone(),
+        sched.clone(),
+        synced.clone(),
+    ));
 
     let mut health = HealthChecks::new();
     let ready = synced.clone();
@@ -107,16 +126,22 @@ pub async fn run(opts: Options) -> Result<(), AppError> {
             let dir = opts.cert_dir.clone().unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("kube-scheduler-{}", opts.secure_port))
             });
-            let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), host.clone()];
+            let hosts = vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                host.clone(),
+            ];
             component_base::tls::ensure_self_signed(&dir, "kube-scheduler", &hosts)?
         }
     };
     let tls = component_base::tls::server_config(&cert, &key)?;
     let addr = std::net::SocketAddr::new(opts.bind_address, opts.secure_port);
-    let listener = TcpListener::bind(addr).await.map_err(|source| AppError::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -24,8 +24,13 @@ fn relevant_change(old: &Node, new: &Node) -> bool {
         || old.spec != new.spec
         || os.map(|s| &s.allocatable) != ns.map(|s| &s.allocatable)
         || os.map(|s| &s.images) != ns.map(|s| &s.images)
-        || os.map(|s| &s.conditions).map(|c| c.as_ref().map(|c| c.iter().map(|c| (&c.type_, &c.status)).collect::<Vec<_>>()))
-            != ns.map(|s| &s.conditions).map(|c| c.as_ref().map(|c| c.iter().map(|c| (&c.type_, &c.status)).collect::<Vec<_>>()))
+        || os.map(|s| &s.conditions).map(|c| {
+            c.as_ref()
+                .map(|c| c.iter().map(|c| (&c.type_, &c.status)).collect::<Vec<_>>())
+        }) != ns.map(|s| &s.conditions).map(|c| {
+            c.as_ref()
+                .map(|c| c.iter().map(|c| (&c.type_, &c.status)).collect::<Vec<_>>())
+        })
 }
 
 #[derive(Default)]
@@ -70,7 +75,9 @@ impl Cache {
 
     /// Removes a node; its pods stay accounted until their deletions arrive.
     pub fn remove_node(&mut self, name: &str) {
-        let Some(info) = self.nodes.get_mut(name) else { return };
+        let Some(info) = self.nodes.get_mut(name) else {
+            return;
+        };
         if info.pods.is_empty() {
             self.nodes.remove(name);
         } else {
@@ -140,10 +147,6 @@ impl Cache {
         self.pods.keys().cloned().collect()
     }
 
-    pub fn node_count(&self) -> usize {
-        self.nodes.values().filter(|n| n.node.is_some()).count()
-    }
-
     /// The nodes as this cycle sees them.
     pub fn snapshot(&mut self) -> Snapshot {
         if self.images_dirty {
@@ -199,14 +202,20 @@ mod tests {
             "status": {"allocatable": {"cpu": "4", "memory": "1Gi", "pods": "10"}}
         }))
         .unwrap();
-        assert_eq!(c.upsert_node(Arc::new(node.clone())), Some(ClusterEvent::NodeAdd));
+        assert_eq!(
+            c.upsert_node(Arc::new(node.clone())),
+            Some(ClusterEvent::NodeAdd)
+        );
         assert_eq!(c.upsert_node(Arc::new(node.clone())), None);
         let mut cordoned = node;
         cordoned.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
             unschedulable: Some(true),
             ..Default::default()
         });
-        assert_eq!(c.upsert_node(Arc::new(cordoned)), Some(ClusterEvent::NodeUpdate));
+        assert_eq!(
+            c.upsert_node(Arc::new(cordoned)),
+            Some(ClusterEvent::NodeUpdate)
+        );
         let n1: Arc<str> = Arc::from("n1");
         c.assume(pod("a", "1"), &n1);
         c.assume(pod("b", "2"), &n1);

@@ -259,9 +259,18 @@ impl KubeSchedulerConfiguration {
             ));
         }
         for field in [
-            ("leaderElection.leaseDuration", &self.leader_election.lease_duration),
-            ("leaderElection.renewDeadline", &self.leader_election.renew_deadline),
-            ("leaderElection.retryPeriod", &self.leader_election.retry_period),
+            (
+                "leaderElection.leaseDuration",
+                &self.leader_election.lease_duration,
+            ),
+            (
+                "leaderElection.renewDeadline",
+                &self.leader_election.renew_deadline,
+            ),
+            (
+                "leaderElection.retryPeriod",
+                &self.leader_election.retry_period,
+            ),
         ] {
             parse_duration(field.0, field.1)?;
         }
@@ -269,26 +278,41 @@ impl KubeSchedulerConfiguration {
     }
 
     pub fn lease_duration(&self) -> Result<Duration, ConfigError> {
-        parse_duration("leaderElection.leaseDuration", &self.leader_election.lease_duration)
+        parse_duration(
+            "leaderElection.leaseDuration",
+            &self.leader_election.lease_duration,
+        )
     }
 
     pub fn renew_deadline(&self) -> Result<Duration, ConfigError> {
-        parse_duration("leaderElection.renewDeadline", &self.leader_election.renew_deadline)
+        parse_duration(
+            "leaderElection.renewDeadline",
+            &self.leader_election.renew_deadline,
+        )
     }
 
     pub fn retry_period(&self) -> Result<Duration, ConfigError> {
-        parse_duration("leaderElection.retryPeriod", &self.leader_election.retry_period)
+        parse_duration(
+            "leaderElection.retryPeriod",
+            &self.leader_election.retry_period,
+        )
     }
 }
 
 impl Profile {
     /// The `args` of the named plugin, decoded, or the plugin's defaults.
-    pub fn args<T: serde::de::DeserializeOwned + Default>(&self, plugin: &str) -> Result<T, ConfigError> {
+    pub fn args<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        plugin: &str,
+    ) -> Result<T, ConfigError> {
         match self.plugin_config.iter().find(|c| c.name == plugin) {
             None => Ok(T::default()),
             Some(c) if c.args.is_null() => Ok(T::default()),
             Some(c) => serde_json::from_value(c.args.clone()).map_err(|e| {
-                ConfigError::Invalid(format!("pluginConfig {plugin:?} of profile {:?}: {e}", self.scheduler_name))
+                ConfigError::Invalid(format!(
+                    "pluginConfig {plugin:?} of profile {:?}: {e}",
+                    self.scheduler_name
+                ))
             }),
         }
     }
@@ -395,8 +419,14 @@ profiles:
             ..Default::default()
         };
         assert!(matches!(cfg.complete(), Err(ConfigError::ApiVersion(_))));
-        assert_eq!(parse_duration("x", "1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("x", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("x", "1m30s").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse_duration("x", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
         assert!(parse_duration("x", "10").is_err());
     }
 }

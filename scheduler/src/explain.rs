@@ -12,7 +12,10 @@ use serde::Serialize;
 use crate::framework::Code;
 
 /// How many pods' explanations are kept; the oldest are dropped first.
-pub const CAPACITY: usize = 10_000;
+pub const CAPACITY: usize = 2_000;
+
+/// Scored nodes kept per attempt (best first); the rest are only counted, to bound memory.
+pub const SCORED_NODES_KEPT: usize = 10;
 
 /// Why one plugin rejected one node.
 #[derive(Debug, Clone, Serialize)]
@@ -34,27 +37,36 @@ pub struct PluginScore {
     pub weighted: i64,
 }
 
-fn as_str<S: serde::Serializer>(s: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(s)
+/// Nodes rejected for the same reason, stored once.
+#[derive(Debug, Clone)]
+struct RejectionGroup {
+    rejection: Rejection,
+    nodes: Vec<Arc<str>>,
 }
 
-/// What happened to one node in the attempt.
-#[derive(Debug, Clone, Serialize)]
+/// A node that passed every filter, with its scores when it was scored.
+#[derive(Debug, Clone)]
+struct Feasible {
+    node: Arc<str>,
+    scores: Vec<PluginScore>,
+    total: Option<i64>,
+}
+
+/// What happened to one node, as served.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeVerdict {
-    #[serde(serialize_with = "as_str")]
-    pub node: Arc<str>,
+struct NodeVerdict<'a> {
+    node: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rejected: Option<Rejection>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub scores: Vec<PluginScore>,
+    rejected: Option<&'a Rejection>,
+    #[serde(skip_serializing_if = "<[PluginScore]>::is_empty")]
+    scores: &'a [PluginScore],
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_score: Option<i64>,
+    total_score: Option<i64>,
 }
 
 /// The outcome of one scheduling attempt.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Explanation {
     pub pod: String,
     pub uid: String,
@@ -63,16 +75,56 @@ pub struct Explanation {
     pub time: String,
     /// `Scheduled`, `Unschedulable` or `Error`.
     pub result: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub selected_node: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub total_nodes: usize,
     pub evaluated_nodes: usize,
     pub feasible_nodes: usize,
-    pub nodes: Vec<NodeVerdict>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub preemption: Option<String>,
+    rejected: Vec<RejectionGroup>,
+    feasible: Vec<Feasible>,
+    feasible_omitted: usize,
+}
+
+impl Serialize for Explanation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut nodes: Vec<NodeVerdict<'_>> = Vec::new();
+        for f in &self.feasible {
+            nodes.push(NodeVerdict {
+                node: &f.node,
+                rejected: None,
+                scores: &f.scores,
+                total_score: f.total,
+            });
+        }
+        for g in &self.rejected {
+            for n in &g.nodes {
+                nodes.push(NodeVerdict {
+                    node: n,
+                    rejected: Some(&g.rejection),
+                    scores: &[],
+                    total_score: None,
+                });
+            }
+        }
+        let mut s = serializer.serialize_struct("Explanation", 14)?;
+        s.serialize_field("pod", &self.pod)?;
+        s.serialize_field("uid", &self.uid)?;
+        s.serialize_field("profile", &self.profile)?;
+        s.serialize_field("attempt", &self.attempt)?;
+        s.serialize_field("time", &self.time)?;
+        s.serialize_field("result", &self.result)?;
+        s.serialize_field("selectedNode", &self.selected_node)?;
+        s.serialize_field("message", &self.message)?;
+        s.serialize_field("totalNodes", &self.total_nodes)?;
+        s.serialize_field("evaluatedNodes", &self.evaluated_nodes)?;
+        s.serialize_field("feasibleNodes", &self.feasible_nodes)?;
+        s.serialize_field("scoredNodesOmitted", &self.feasible_omitted)?;
+        s.serialize_field("preemption", &self.preemption)?;
+        s.serialize_field("nodes", &nodes)?;
+        s.end()
+    }
 }
 
 impl Explanation {
@@ -89,25 +141,72 @@ impl Explanation {
             total_nodes: 0,
             evaluated_nodes: 0,
             feasible_nodes: 0,
-            nodes: Vec::new(),
             preemption: None,
+            rejected: Vec::new(),
+            feasible: Vec::new(),
+            feasible_omitted: 0,
+        }
+    }
+
+    /// Records that `rejection` rejected `node`.
+    pub fn reject(&mut self, node: &Arc<str>, rejection: &Rejection) {
+        let group = self.rejected.iter_mut().find(|g| {
+            g.rejection.plugin == rejection.plugin && g.rejection.reasons == rejection.reasons
+        });
+        match group {
+            Some(g) => g.nodes.push(node.clone()),
+            None => self.rejected.push(RejectionGroup {
+                rejection: rejection.clone(),
+                nodes: vec![node.clone()],
+            }),
+        }
+    }
+
+    /// Records a node that passed every filter, with its scores if it was scored.
+    pub fn feasible(&mut self, node: &Arc<str>, scores: Vec<PluginScore>, total: Option<i64>) {
+        self.feasible.push(Feasible {
+            node: node.clone(),
+            scores,
+            total,
+        });
+    }
+
+    /// Keeps the best-scored nodes (and the selected one) and counts the rest.
+    pub fn finish(&mut self, selected: Option<&str>) {
+        self.selected_node = selected.map(str::to_string);
+        self.feasible.sort_by_key(|f| std::cmp::Reverse(f.total));
+        if self.feasible.len() > SCORED_NODES_KEPT {
+            let chosen = self
+                .feasible
+                .iter()
+                .position(|f| Some(&*f.node) == selected);
+            if let Some(i) = chosen.filter(|i| *i >= SCORED_NODES_KEPT) {
+                self.feasible.swap(i, SCORED_NODES_KEPT - 1);
+            }
+            self.feasible_omitted = self.feasible.len() - SCORED_NODES_KEPT;
+            self.feasible.truncate(SCORED_NODES_KEPT);
         }
     }
 
     /// A one-line, per-node summary for events: `node: Plugin (reason)`, at most `limit` nodes.
     pub fn summary(&self, limit: usize) -> String {
-        let rejected: Vec<String> = self
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                n.rejected
-                    .as_ref()
-                    .map(|r| format!("{}: {} ({})", n.node, r.plugin, r.reasons.join(", ")))
-            })
-            .collect();
-        let mut text = rejected.iter().take(limit).cloned().collect::<Vec<_>>().join("; ");
-        if rejected.len() > limit {
-            text.push_str(&format!("; and {} more", rejected.len() - limit));
+        let total: usize = self.rejected.iter().map(|g| g.nodes.len()).sum();
+        let mut parts = Vec::new();
+        for g in &self.rejected {
+            for n in &g.nodes {
+                if parts.len() == limit {
+                    break;
+                }
+                parts.push(format!(
+                    "{n}: {} ({})",
+                    g.rejection.plugin,
+                    g.rejection.reasons.join(", ")
+                ));
+            }
+        }
+        let mut text = parts.join("; ");
+        if total > parts.len() {
+            text.push_str(&format!("; and {} more", total - parts.len()));
         }
         text
     }
@@ -127,7 +226,9 @@ struct StoreInner {
 
 impl Store {
     pub fn record(&self, e: Explanation) {
-        let Ok(mut inner) = self.inner.lock() else { return };
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
         let key = e.pod.clone();
         if inner.by_pod.insert(key.clone(), Arc::new(e)).is_none() {
             inner.order.push_back(key);
@@ -160,18 +261,28 @@ mod tests {
     #[test]
     fn summary_names_plugin_and_reason_and_store_is_bounded() {
         let mut e = Explanation::new("ns/p", "u", "default-scheduler", 1);
+        let r = Rejection {
+            plugin: "NodeResourcesFit",
+            code: Code::Unschedulable,
+            reasons: vec!["Insufficient cpu".into()],
+        };
         for i in 0..3 {
-            e.nodes.push(NodeVerdict {
-                node: Arc::from(format!("n{i}").as_str()),
-                rejected: Some(Rejection {
-                    plugin: "NodeResourcesFit",
-                    code: Code::Unschedulable,
-                    reasons: vec!["Insufficient cpu".into()],
-                }),
-                scores: vec![],
-                total_score: None,
-            });
+            e.reject(&Arc::from(format!("n{i}").as_str()), &r);
         }
+        for i in 0..20 {
+            e.feasible(&Arc::from(format!("f{i}").as_str()), vec![], Some(i));
+        }
+        e.finish(Some("f0"));
+        let json = serde_json::to_value(&e).unwrap();
+        let nodes = json["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), SCORED_NODES_KEPT + 3);
+        assert_eq!(nodes[0]["node"], "f19");
+        assert!(nodes.iter().any(|n| n["node"] == "f0"));
+        assert_eq!(json["scoredNodesOmitted"], 10);
+        assert_eq!(
+            nodes[SCORED_NODES_KEPT]["rejected"]["plugin"],
+            "NodeResourcesFit"
+        );
         assert_eq!(
             e.summary(2),
             "n0: NodeResourcesFit (Insufficient cpu); n1: NodeResourcesFit (Insufficient cpu); and 1 more"

@@ -63,6 +63,10 @@ async fn drive<K, S>(
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
     let mut seen: HashSet<String> = HashSet::new();
+    // As upstream's informers, drop managedFields: the scheduler never reads them and they are
+    // most of an object's size.
+    let stream =
+        stream.map(|event| event.map(|e| e.modify(|obj| obj.meta_mut().managed_fields = None)));
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
         match event {
@@ -93,7 +97,9 @@ pub async fn nodes(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
             }
         },
         |node| {
-            sched.cache().remove_node(node.metadata.name.as_deref().unwrap_or(""));
+            sched
+                .cache()
+                .remove_node(node.metadata.name.as_deref().unwrap_or(""));
         },
         |seen| {
             let mut cache = sched.cache();
@@ -145,7 +151,15 @@ fn apply_pod(sched: &Scheduler, pod: Pod) {
             if !sched.handles(info.scheduler_name()) {
                 return;
             }
-            if info.is_terminating() || is_terminal(&info.pod) {
+            // Terminating pods are not scheduled; gated pods wait until their
+            // schedulingGates are removed (upstream's SchedulingGates plugin).
+            let gated = info
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.scheduling_gates.as_ref())
+                .is_some_and(|g| !g.is_empty());
+            if info.is_terminating() || is_terminal(&info.pod) || gated {
                 sched.queue.delete(&info.key);
                 return;
             }
@@ -200,12 +214,16 @@ pub async fn pdbs(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
     drive(
         stream,
         "poddisruptionbudgets",
-        |pdb| store(&|m| {
-            m.insert(key_of(&pdb), pdb.clone());
-        }),
-        |pdb| store(&|m| {
-            m.remove(&key_of(&pdb));
-        }),
+        |pdb| {
+            store(&|m| {
+                m.insert(key_of(&pdb), pdb.clone());
+            })
+        },
+        |pdb| {
+            store(&|m| {
+                m.remove(&key_of(&pdb));
+            })
+        },
         |seen| {
             store(&|m| m.retain(|k, _| seen.contains(k)));
             synced.pdbs.store(true, Ordering::Release);

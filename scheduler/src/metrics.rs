@@ -3,7 +3,7 @@
 use component_base::metrics::register;
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 pub struct Metrics {
@@ -15,6 +15,8 @@ pub struct Metrics {
     pub queue_incoming_pods: IntCounterVec,
     pub pod_scheduling_attempts: Histogram,
     pub pod_scheduling_sli_duration: HistogramVec,
+    /// Upstream components export this through the Go process collector.
+    pub resident_memory: IntGauge,
 }
 
 impl Metrics {
@@ -73,6 +75,10 @@ impl Metrics {
                 .buckets(exponential_buckets(0.01, 2.0, 20)?),
                 &["attempts"],
             )?,
+            resident_memory: IntGauge::new(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+            )?,
         };
         register(registry, &m.schedule_attempts);
         register(registry, &m.attempt_duration);
@@ -82,6 +88,19 @@ impl Metrics {
         register(registry, &m.queue_incoming_pods);
         register(registry, &m.pod_scheduling_attempts);
         register(registry, &m.pod_scheduling_sli_duration);
+        register(registry, &m.resident_memory);
         Ok(m)
+    }
+
+    /// Refreshes the process metrics from /proc before a scrape.
+    pub fn refresh_process(&self) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok());
+        if let Some(kib) = rss_kib {
+            self.resident_memory.set(kib * 1024);
+        }
     }
 }

@@ -9,6 +9,7 @@ use component_base::logging::Format;
 #[command(
     name = "kube-scheduler",
     version,
+    args_override_self = true,
     about = "The Kubernetes scheduler: assigns pending pods to nodes."
 )]
 pub struct Options {
@@ -68,11 +69,26 @@ impl Options {
             out.push(("leaderElection.leaderElect", v.to_string()));
         }
         let strings = [
-            ("leaderElection.leaseDuration", &self.leader_elect_lease_duration),
-            ("leaderElection.renewDeadline", &self.leader_elect_renew_deadline),
-            ("leaderElection.retryPeriod", &self.leader_elect_retry_period),
-            ("leaderElection.resourceName", &self.leader_elect_resource_name),
-            ("leaderElection.resourceNamespace", &self.leader_elect_resource_namespace),
+            (
+                "leaderElection.leaseDuration",
+                &self.leader_elect_lease_duration,
+            ),
+            (
+                "leaderElection.renewDeadline",
+                &self.leader_elect_renew_deadline,
+            ),
+            (
+                "leaderElection.retryPeriod",
+                &self.leader_elect_retry_period,
+            ),
+            (
+                "leaderElection.resourceName",
+                &self.leader_elect_resource_name,
+            ),
+            (
+                "leaderElection.resourceNamespace",
+                &self.leader_elect_resource_namespace,
+            ),
         ];
         for (key, value) in strings {
             if let Some(v) = value {

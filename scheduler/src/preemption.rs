@@ -41,7 +41,11 @@ pub enum Outcome {
 
 /// Whether the pod may preempt at all, as upstream's `PodEligibleToPreemptOthers`.
 pub fn eligible(pod: &PodInfo, snapshot: &Snapshot) -> Result<(), String> {
-    let policy = pod.pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref());
+    let policy = pod
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.preemption_policy.as_deref());
     if policy == Some("Never") {
         return Err("not eligible due to preemptionPolicy=Never.".into());
     }
@@ -60,7 +64,13 @@ pub fn eligible(pod: &PodInfo, snapshot: &Snapshot) -> Result<(), String> {
 }
 
 /// Whether the pod fits `node` in a snapshot where `node` replaces its original.
-fn fits(profile: &Profile, pod: &PodInfo, snapshot: &Snapshot, index: usize, node: &NodeInfo) -> bool {
+fn fits(
+    profile: &Profile,
+    pod: &PodInfo,
+    snapshot: &Snapshot,
+    index: usize,
+    node: &NodeInfo,
+) -> bool {
     let mut view = snapshot.clone();
     view.nodes[index] = Arc::new(node.clone());
     let mut state = CycleState::default();
@@ -146,7 +156,7 @@ fn select_victims(
         return None;
     }
     // Most important first: they are the first we try to keep.
-    potential.sort_by(|a, b| b.priority.cmp(&a.priority));
+    potential.sort_by_key(|p| std::cmp::Reverse(p.priority));
     let mut budgets = Budgets::new(pdbs);
     let (violating, others): (Vec<_>, Vec<_>) =
         potential.into_iter().partition(|p| budgets.violates(p));
@@ -177,7 +187,12 @@ fn select_victims(
 /// Upstream's `pickOneNodeForPreemption` order: fewest PDB violations, lowest highest victim
 /// priority, smallest priority sum, fewest victims.
 fn rank(c: &Candidate) -> (usize, i32, i64, usize) {
-    let highest = c.victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN);
+    let highest = c
+        .victims
+        .iter()
+        .map(|v| v.priority)
+        .max()
+        .unwrap_or(i32::MIN);
     let sum = c
         .victims
         .iter()
@@ -221,7 +236,9 @@ pub fn preempt(
     match candidates.into_iter().min_by_key(rank) {
         Some(best) => Outcome::Preempt(best),
         None => {
-            let parts: Vec<String> = histogram.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            let mut parts: Vec<String> =
+                histogram.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            parts.sort();
             Outcome::NotHelpful(format!(
                 "0/{} nodes are available: {}.",
                 snapshot.nodes.len(),
@@ -289,6 +306,9 @@ mod tests {
         let Outcome::NotHelpful(msg) = preempt(&profile, &low, &snapshot, &diagnosis, &[]) else {
             panic!("a priority-0 pod cannot preempt")
         };
-        assert_eq!(msg, "0/2 nodes are available: 2 No preemption victims found for incoming pod.");
+        assert_eq!(
+            msg,
+            "0/2 nodes are available: 2 No preemption victims found for incoming pod."
+        );
     }
 }

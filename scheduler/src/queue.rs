@@ -74,15 +74,19 @@ impl Inner {
         let seq = self.seq;
         if let Some(e) = self.entries.get_mut(key) {
             e.location = Location::Active(seq);
-            self.active.insert((Reverse(e.pod.info.priority), seq, key.to_string()));
+            self.active
+                .insert((Reverse(e.pod.info.priority), seq, key.to_string()));
         }
     }
 
     fn unlink(&mut self, key: &str) {
-        let Some(e) = self.entries.get(key) else { return };
+        let Some(e) = self.entries.get(key) else {
+            return;
+        };
         match e.location {
             Location::Active(seq) => {
-                self.active.remove(&(Reverse(e.pod.info.priority), seq, key.to_string()));
+                self.active
+                    .remove(&(Reverse(e.pod.info.priority), seq, key.to_string()));
             }
             Location::Backoff(at) => {
                 self.backoff.remove(&(at, key.to_string()));
@@ -100,10 +104,12 @@ impl Inner {
         }
         self.nominated.retain(|_, pods| !pods.is_empty());
         if let Some(node) = info.nominated_node() {
-            self.nominated.entry(node.to_string()).or_default().push(info.clone());
+            self.nominated
+                .entry(node.to_string())
+                .or_default()
+                .push(info.clone());
         }
     }
-
 }
 
 impl SchedulingQueue {
@@ -123,9 +129,12 @@ impl SchedulingQueue {
 
     fn update_gauges(&self, inner: &Inner) {
         let g = &self.metrics.pending_pods;
-        g.with_label_values(&["active"]).set(inner.active.len() as i64);
-        g.with_label_values(&["backoff"]).set(inner.backoff.len() as i64);
-        g.with_label_values(&["unschedulable"]).set(inner.unschedulable.len() as i64);
+        g.with_label_values(&["active"])
+            .set(inner.active.len() as i64);
+        g.with_label_values(&["backoff"])
+            .set(inner.backoff.len() as i64);
+        g.with_label_values(&["unschedulable"])
+            .set(inner.unschedulable.len() as i64);
     }
 
     /// Upstream's per-pod backoff: initial * 2^(attempts-1), capped.
@@ -135,7 +144,8 @@ impl SchedulingQueue {
     }
 
     fn backoff_expiry(&self, pod: &QueuedPod) -> Option<Instant> {
-        pod.last_attempt.map(|t| t + self.backoff_duration(pod.attempts))
+        pod.last_attempt
+            .map(|t| t + self.backoff_duration(pod.attempts))
     }
 
     /// A new pending pod.
@@ -163,7 +173,10 @@ impl SchedulingQueue {
             },
         );
         inner.push_active(&key);
-        self.metrics.queue_incoming_pods.with_label_values(&["active", "PodAdd"]).inc();
+        self.metrics
+            .queue_incoming_pods
+            .with_label_values(&["active", "PodAdd"])
+            .inc();
         self.update_gauges(&inner);
         drop(inner);
         self.ready.notify_one();
@@ -252,7 +265,9 @@ impl SchedulingQueue {
             if let Some((_, _, key)) = inner.active.pop_first() {
                 inner.scheduling_cycle += 1;
                 let cycle = inner.scheduling_cycle;
-                let Some(e) = inner.entries.get_mut(&key) else { continue };
+                let Some(e) = inner.entries.get_mut(&key) else {
+                    continue;
+                };
                 e.location = Location::InFlight;
                 e.pod.attempts += 1;
                 e.pod.last_attempt = Some(now);
@@ -277,7 +292,11 @@ impl SchedulingQueue {
     /// The pod was bound: it leaves the queue.
     pub fn done(&self, key: &str) {
         let mut inner = self.lock();
-        if inner.entries.get(key).is_some_and(|e| e.location == Location::InFlight) {
+        if inner
+            .entries
+            .get(key)
+            .is_some_and(|e| e.location == Location::InFlight)
+        {
             inner.entries.remove(key);
         }
     }
@@ -304,13 +323,19 @@ impl SchedulingQueue {
                 e.location = Location::Backoff(at);
             }
             inner.backoff.insert((at, key));
-            self.metrics.queue_incoming_pods.with_label_values(&["backoff", "ScheduleAttemptFailure"]).inc();
+            self.metrics
+                .queue_incoming_pods
+                .with_label_values(&["backoff", "ScheduleAttemptFailure"])
+                .inc();
         } else {
             if let Some(e) = inner.entries.get_mut(&key) {
                 e.location = Location::Unschedulable(Instant::now());
             }
             inner.unschedulable.insert(key);
-            self.metrics.queue_incoming_pods.with_label_values(&["unschedulable", "ScheduleAttemptFailure"]).inc();
+            self.metrics
+                .queue_incoming_pods
+                .with_label_values(&["unschedulable", "ScheduleAttemptFailure"])
+                .inc();
         }
         self.update_gauges(&inner);
         drop(inner);
@@ -319,24 +344,37 @@ impl SchedulingQueue {
 
     fn requeue_after_event(&self, inner: &mut Inner, key: &str, event: &str) {
         inner.unschedulable.remove(key);
-        let expiry = inner.entries.get(key).and_then(|e| self.backoff_expiry(&e.pod));
+        let expiry = inner
+            .entries
+            .get(key)
+            .and_then(|e| self.backoff_expiry(&e.pod));
         match expiry {
             Some(at) if at > Instant::now() => {
                 if let Some(e) = inner.entries.get_mut(key) {
                     e.location = Location::Backoff(at);
                 }
                 inner.backoff.insert((at, key.to_string()));
-                self.metrics.queue_incoming_pods.with_label_values(&["backoff", event]).inc();
+                self.metrics
+                    .queue_incoming_pods
+                    .with_label_values(&["backoff", event])
+                    .inc();
             }
             _ => {
                 inner.push_active(key);
-                self.metrics.queue_incoming_pods.with_label_values(&["active", event]).inc();
+                self.metrics
+                    .queue_incoming_pods
+                    .with_label_values(&["active", event])
+                    .inc();
             }
         }
     }
 
     /// A cluster event: unschedulable pods rejected by a plugin interested in it are retried.
-    pub fn on_event(&self, event: ClusterEvent, interested: impl Fn(&QueuedPod, ClusterEvent) -> bool) {
+    pub fn on_event(
+        &self,
+        event: ClusterEvent,
+        interested: impl Fn(&QueuedPod, ClusterEvent) -> bool,
+    ) {
         let mut inner = self.lock();
         inner.move_request_cycle = inner.scheduling_cycle;
         let keys: Vec<String> = inner
@@ -425,7 +463,9 @@ mod tests {
         q.requeue(p, HashSet::from(["NodeResourcesFit"]), false);
         q.on_event(ClusterEvent::NodeAdd, |_, _| false);
         assert!(q.lock().active.is_empty() && q.lock().backoff.is_empty());
-        q.on_event(ClusterEvent::NodeAdd, |p, _| p.unschedulable_plugins.contains("NodeResourcesFit"));
+        q.on_event(ClusterEvent::NodeAdd, |p, _| {
+            p.unschedulable_plugins.contains("NodeResourcesFit")
+        });
         let start = Instant::now();
         let p = q.pop().unwrap();
         assert_eq!(p.attempts, 2);

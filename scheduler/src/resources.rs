@@ -94,19 +94,6 @@ impl Resources {
             *e = (*e).max(*v);
         }
     }
-
-    /// Names of the resources with a non-zero amount.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        [
-            (CPU, self.milli_cpu),
-            (MEMORY, self.memory),
-            (EPHEMERAL_STORAGE, self.ephemeral_storage),
-        ]
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .map(|(n, _)| n)
-        .chain(self.scalar.iter().filter(|(_, v)| **v != 0).map(|(k, _)| k.as_str()))
-    }
 }
 
 /// A quantity as an integer in the unit the scheduler uses for `name`: milli-cores for cpu,
@@ -132,7 +119,11 @@ pub fn parse_scaled(text: &str, scale: i32) -> Option<i64> {
         return None;
     }
     let digits = format!("{int_part}{frac_part}");
-    let mut mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let mut mantissa: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
     let mut exp10: i32 = -(frac_part.len() as i32) + scale;
     let (bin, dec) = match suffix {
         "" => (0, 0),
@@ -264,6 +255,9 @@ mod tests {
         assert_eq!(r.milli_cpu, 3300);
         assert_eq!(r.memory, 1 << 30);
         let nz = pod_requests(&pod, true);
-        assert_eq!(nz.memory, (1 << 30) + DEFAULT_MEMORY_REQUEST + DEFAULT_MEMORY_REQUEST);
+        assert_eq!(
+            nz.memory,
+            (1 << 30) + DEFAULT_MEMORY_REQUEST + DEFAULT_MEMORY_REQUEST
+        );
     }
 }

@@ -32,6 +32,10 @@ use crate::{
     queue::{QueuedPod, SchedulingQueue},
 };
 
+/// Bindings sent concurrently; more wait their turn as small futures instead of piling up
+/// requests (and memory) on a saturated apiserver.
+const MAX_BINDINGS_IN_FLIGHT: usize = 128;
+
 /// How many rejected nodes the FailedScheduling event lists by name.
 const EVENT_SUMMARY_NODES: usize = 5;
 
@@ -47,6 +51,7 @@ pub struct Scheduler {
     client: Client,
     recorder: Arc<EventRecorder>,
     runtime: tokio::runtime::Handle,
+    binding_slots: tokio::sync::Semaphore,
 }
 
 fn pod_ref(pod: &Pod) -> ObjectReference {
@@ -90,6 +95,7 @@ impl Scheduler {
             client,
             recorder,
             runtime,
+            binding_slots: tokio::sync::Semaphore::new(MAX_BINDINGS_IN_FLIGHT),
         }
     }
 
@@ -155,7 +161,7 @@ impl Scheduler {
         match profile.schedule(&pod, &snapshot, &with_nominated, &mut explanation) {
             Ok(node) => {
                 explanation.result = "Scheduled";
-                explanation.selected_node = Some(node.to_string());
+                explanation.finish(Some(&node));
                 self.explanations.record(explanation);
                 self.cache().assume(pod.clone(), &node);
                 tracing::debug!(node = %node, "assumed pod");
@@ -185,7 +191,9 @@ impl Scheduler {
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             ));
-                            self.metrics.preemption_victims.observe(candidate.victims.len() as f64);
+                            self.metrics
+                                .preemption_victims
+                                .observe(candidate.victims.len() as f64);
                             nominate = Some(candidate);
                         }
                         Outcome::NotHelpful(msg) => {
@@ -195,6 +203,7 @@ impl Scheduler {
                     }
                 }
                 explanation.result = "Unschedulable";
+                explanation.finish(None);
                 explanation.message = message.clone();
                 let summary = explanation.summary(EVENT_SUMMARY_NODES);
                 self.explanations.record(explanation);
@@ -211,7 +220,9 @@ impl Scheduler {
                 let nominated_node = nominate.as_ref().map(|c| c.node.to_string());
                 if let Some(node) = &nominated_node {
                     let mut p = (*pod.pod).clone();
-                    p.status.get_or_insert_with(Default::default).nominated_node_name = Some(node.clone());
+                    p.status
+                        .get_or_insert_with(Default::default)
+                        .nominated_node_name = Some(node.clone());
                     self.queue.nominate(Arc::new(PodInfo::new(Arc::new(p))));
                 }
                 self.queue.requeue(qp, rejected, false);
@@ -226,7 +237,13 @@ impl Scheduler {
                         format!("{message} Rejected by: {summary}.")
                     };
                     this.recorder
-                        .record(&pod_ref(&pod.pod), EventType::Warning, "FailedScheduling", "Scheduling", &note)
+                        .record(
+                            &pod_ref(&pod.pod),
+                            EventType::Warning,
+                            "FailedScheduling",
+                            "Scheduling",
+                            &note,
+                        )
                         .await;
                     this.set_unschedulable(&pod, "Unschedulable", &message, nominated_node)
                         .await;
@@ -245,16 +262,30 @@ impl Scheduler {
                 let this = self.clone();
                 self.runtime.spawn(async move {
                     this.recorder
-                        .record(&pod_ref(&pod.pod), EventType::Warning, "FailedScheduling", "Scheduling", &err)
+                        .record(
+                            &pod_ref(&pod.pod),
+                            EventType::Warning,
+                            "FailedScheduling",
+                            "Scheduling",
+                            &err,
+                        )
                         .await;
-                    this.set_unschedulable(&pod, "SchedulerError", &err, None).await;
+                    this.set_unschedulable(&pod, "SchedulerError", &err, None)
+                        .await;
                 });
             }
         }
     }
 
     /// Binds through `pods/binding`; on failure forgets the assumption and requeues.
-    async fn bind(self: Arc<Self>, qp: QueuedPod, node: Arc<str>, profile: Arc<Profile>, start: Instant) {
+    async fn bind(
+        self: Arc<Self>,
+        qp: QueuedPod,
+        node: Arc<str>,
+        profile: Arc<Profile>,
+        start: Instant,
+    ) {
+        let _slot = self.binding_slots.acquire().await.ok();
         let pod = &qp.info;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
         let binding = json!({
@@ -264,7 +295,12 @@ impl Scheduler {
             "target": {"apiVersion": "v1", "kind": "Node", "name": &*node},
         });
         let result = api
-            .create_subresource::<_, serde_json::Value>("binding", &pod.name, &PostParams::default(), &binding)
+            .create_subresource::<_, serde_json::Value>(
+                "binding",
+                &pod.name,
+                &PostParams::default(),
+                &binding,
+            )
             .await;
         match result {
             Ok(_) => {
@@ -278,7 +314,9 @@ impl Scheduler {
                     .attempt_duration
                     .with_label_values(&["scheduled", &profile.name])
                     .observe(elapsed);
-                self.metrics.pod_scheduling_attempts.observe(f64::from(qp.attempts));
+                self.metrics
+                    .pod_scheduling_attempts
+                    .observe(f64::from(qp.attempts));
                 self.metrics
                     .pod_scheduling_sli_duration
                     .with_label_values(&[&qp.attempts.min(16).to_string()])
@@ -310,7 +348,13 @@ impl Scheduler {
                 self.on_event(ClusterEvent::AssignedPodDelete);
                 let msg = format!("Binding rejected: {err}");
                 self.recorder
-                    .record(&pod_ref(&pod.pod), EventType::Warning, "FailedScheduling", "Scheduling", &msg)
+                    .record(
+                        &pod_ref(&pod.pod),
+                        EventType::Warning,
+                        "FailedScheduling",
+                        "Scheduling",
+                        &msg,
+                    )
                     .await;
             }
         }
@@ -320,11 +364,13 @@ impl Scheduler {
     async fn evict(&self, preemptor: &PodInfo, candidate: &preemption::Candidate) {
         for victim in &candidate.victims {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &victim.namespace);
-            let mut params = DeleteParams::default();
-            params.preconditions = Some(kube::api::Preconditions {
-                uid: Some(victim.uid.clone()),
-                resource_version: None,
-            });
+            let params = DeleteParams {
+                preconditions: Some(kube::api::Preconditions {
+                    uid: Some(victim.uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
             match api.delete(&victim.name, &params).await {
                 Ok(_) => {
                     tracing::info!(victim = %victim.key, preemptor = %preemptor.key, node = %candidate.node, "preempting pod");
@@ -334,23 +380,36 @@ impl Scheduler {
                             EventType::Normal,
                             "Preempted",
                             "Preempting",
-                            &format!("Preempted by pod {} on node {}", preemptor.uid, candidate.node),
+                            &format!(
+                                "Preempted by pod {} on node {}",
+                                preemptor.uid, candidate.node
+                            ),
                         )
                         .await;
                 }
-                Err(err) => tracing::warn!(victim = %victim.key, %err, "deleting preemption victim"),
+                Err(err) => {
+                    tracing::warn!(victim = %victim.key, %err, "deleting preemption victim")
+                }
             }
         }
     }
 
     /// Sets PodScheduled=False (and the nominated node) unless the pod already says so.
-    async fn set_unschedulable(&self, pod: &PodInfo, reason: &str, message: &str, nominated: Option<String>) {
+    async fn set_unschedulable(
+        &self,
+        pod: &PodInfo,
+        reason: &str,
+        message: &str,
+        nominated: Option<String>,
+    ) {
         let status = pod.pod.status.as_ref();
         let current = status
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
         let same = current.is_some_and(|c| {
-            c.status == "False" && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message)
+            c.status == "False"
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message)
         });
         let nominated_same = nominated.is_none()
             || status.and_then(|s| s.nominated_node_name.as_deref()) == nominated.as_deref();
@@ -374,7 +433,11 @@ impl Scheduler {
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
         if let Err(err) = api
-            .patch_status(&pod.name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .patch_status(
+                &pod.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
             .await
         {
             tracing::debug!(pod = %pod.key, %err, "updating PodScheduled condition");

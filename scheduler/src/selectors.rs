@@ -64,9 +64,9 @@ pub fn node_selector_term_matches(term: &NodeSelectorTerm, node: &Node) -> bool 
     exprs
         .iter()
         .all(|r| requirement_matches(r, labels.and_then(|l| l.get(&r.key))))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name" && requirement_matches(r, Some(&name))
-        })
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(&name)))
 }
 
 #[cfg(test)]
@@ -80,13 +80,42 @@ mod tests {
             "metadata": {"name": "n1", "labels": {"zone": "a", "cores": "8"}}
         }))
         .unwrap();
-        let term = |e: serde_json::Value| -> NodeSelectorTerm { serde_json::from_value(e).unwrap() };
-        assert!(node_selector_term_matches(&term(json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})), &node));
-        assert!(!node_selector_term_matches(&term(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})), &node));
-        assert!(node_selector_term_matches(&term(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})), &node));
-        assert!(!node_selector_term_matches(&term(json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]})), &node));
-        assert!(node_selector_term_matches(&term(json!({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]})), &node));
-        assert!(node_selector_term_matches(&term(json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})), &node));
+        let term =
+            |e: serde_json::Value| -> NodeSelectorTerm { serde_json::from_value(e).unwrap() };
+        assert!(node_selector_term_matches(
+            &term(
+                json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})
+            ),
+            &node
+        ));
+        assert!(!node_selector_term_matches(
+            &term(
+                json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})
+            ),
+            &node
+        ));
+        assert!(node_selector_term_matches(
+            &term(
+                json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})
+            ),
+            &node
+        ));
+        assert!(!node_selector_term_matches(
+            &term(
+                json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]})
+            ),
+            &node
+        ));
+        assert!(node_selector_term_matches(
+            &term(json!({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]})),
+            &node
+        ));
+        assert!(node_selector_term_matches(
+            &term(
+                json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})
+            ),
+            &node
+        ));
         assert!(!node_selector_term_matches(&term(json!({})), &node));
         let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"app": "x"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]})).unwrap();
         let mut labels = Labels::new();

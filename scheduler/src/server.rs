@@ -15,13 +15,16 @@ use prometheus::Registry;
 use crate::scheduler::Scheduler;
 
 pub fn router(sched: Arc<Scheduler>, registry: Registry, health: HealthChecks) -> Router {
+    let metrics = sched.metrics.clone();
     health
         .router()
         .route(
             "/metrics",
             get(move || {
                 let registry = registry.clone();
+                let metrics = metrics.clone();
                 async move {
+                    metrics.refresh_process();
                     let (content_type, body) = component_base::metrics::render(&registry);
                     ([(header::CONTENT_TYPE, content_type)], body)
                 }

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::{Attributes, Operation, Plugin};
-use crate::{errors::ApiResult, registry::Behaviour, server::ApiServer};
+use super::{new_pod_spec, Attributes, Plugin};
+use crate::{errors::ApiResult, server::ApiServer};
 
 pub struct DefaultTolerationSeconds;
 
@@ -26,10 +26,7 @@ impl Plugin for DefaultTolerationSeconds {
         obj: &mut Value,
         _: Option<&Value>,
     ) -> ApiResult<()> {
-        if attrs.operation != Operation::Create || attrs.def.behaviour != Behaviour::Pod {
-            return Ok(());
-        }
-        let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        let Some(spec) = new_pod_spec(attrs, obj) else {
             return Ok(());
         };
         let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));

@@ -52,6 +52,19 @@ pub trait Plugin: Send + Sync {
     }
 }
 
+/// The spec of a pod being created, for the plugins that only default new pods.
+pub fn new_pod_spec<'v>(
+    attrs: &Attributes<'_>,
+    obj: &'v mut Value,
+) -> Option<&'v mut serde_json::Map<String, Value>> {
+    if attrs.operation != Operation::Create
+        || attrs.def.behaviour != crate::registry::Behaviour::Pod
+    {
+        return None;
+    }
+    obj.get_mut("spec").and_then(Value::as_object_mut)
+}
+
 /// The configured chain.
 pub struct Chain {
     plugins: Vec<Box<dyn Plugin>>,

@@ -3,10 +3,10 @@
 
 use serde_json::{json, Value};
 
-use super::{Attributes, Operation, Plugin};
+use super::{new_pod_spec, Attributes, Plugin};
 use crate::{
     errors::{ApiError, ApiResult},
-    registry::{catalog, Behaviour},
+    registry::catalog,
     server::ApiServer,
 };
 
@@ -24,15 +24,15 @@ impl Plugin for Priority {
         obj: &mut Value,
         _: Option<&Value>,
     ) -> ApiResult<()> {
-        if attrs.operation != Operation::Create || attrs.def.behaviour != Behaviour::Pod {
-            return Ok(());
-        }
         let Some(def) = catalog::find("scheduling.k8s.io", "v1", "priorityclasses") else {
             return Ok(());
         };
+        let Some(spec) = new_pod_spec(attrs, obj) else {
+            return Ok(());
+        };
         let cache = server.cache(def);
-        let class_name = obj
-            .pointer("/spec/priorityClassName")
+        let class_name = spec
+            .get("priorityClassName")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
@@ -51,9 +51,6 @@ impl Plugin for Priority {
                     attrs.name
                 ))),
             }
-        };
-        let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
-            return Ok(());
         };
         let value = class
             .as_ref()

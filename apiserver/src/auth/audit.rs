@@ -70,7 +70,8 @@ impl PolicyRule {
         if !self.users.is_empty() && !self.users.contains(&a.user.name) {
             return false;
         }
-        if !self.user_groups.is_empty() && !a.user.groups.iter().any(|g| self.user_groups.contains(g))
+        if !self.user_groups.is_empty()
+            && !a.user.groups.iter().any(|g| self.user_groups.contains(g))
         {
             return false;
         }
@@ -83,7 +84,9 @@ impl PolicyRule {
         }
         if !a.resource_request {
             return self.non_resource_urls.iter().any(|u| {
-                u == "*" || *u == a.path || u.strip_suffix('*').is_some_and(|p| a.path.starts_with(p))
+                u == "*"
+                    || *u == a.path
+                    || u.strip_suffix('*').is_some_and(|p| a.path.starts_with(p))
             });
         }
         if !resource_rule {
@@ -287,9 +290,10 @@ impl Record {
         self.event["annotations"][key] = json!(value);
     }
 
-    pub fn request_object(&mut self, body: &[u8]) {
+    /// Records the request body (JSON, YAML or protobuf, recorded as JSON).
+    pub fn request_object(&mut self, content_type: &str, body: &[u8]) {
         if self.level >= Level::Request {
-            if let Ok(v) = serde_json::from_slice::<Value>(body) {
+            if let Ok(v) = super::reviews::decode(content_type, body, "request") {
                 self.event["requestObject"] = v;
             }
         }
@@ -362,9 +366,15 @@ rules:
             path: path.into(),
             ..Default::default()
         };
-        assert_eq!(p.level(&attrs("system:kube-proxy", "pods", "")).0, Level::None);
+        assert_eq!(
+            p.level(&attrs("system:kube-proxy", "pods", "")).0,
+            Level::None
+        );
         let (level, omit) = p.level(&attrs("alice", "secrets", ""));
-        assert_eq!((level, omit), (Level::RequestResponse, vec!["RequestReceived".to_string()]));
+        assert_eq!(
+            (level, omit),
+            (Level::RequestResponse, vec!["RequestReceived".to_string()])
+        );
         assert_eq!(p.level(&attrs("alice", "pods", "")).0, Level::Metadata);
         assert_eq!(p.level(&attrs("alice", "", "/healthz")).0, Level::None);
         assert_eq!(p.level(&attrs("alice", "", "/api")).0, Level::Metadata);

@@ -83,6 +83,11 @@ impl Authorizer {
         self.modes.iter().any(|m| matches!(m, Mode::Rbac))
     }
 
+    /// Whether the Node mode is on (NodeRestriction applies with it).
+    pub fn has_node(&self) -> bool {
+        self.modes.iter().any(|m| matches!(m, Mode::Node(_)))
+    }
+
     /// Whether everything is allowed anyway (the development default).
     pub fn always_allow(&self) -> bool {
         matches!(self.modes.first(), Some(Mode::AlwaysAllow))
@@ -119,7 +124,10 @@ impl Authorizer {
 pub fn forbidden_message(attrs: &Attributes, reason: &str) -> String {
     let user = &attrs.user.name;
     let mut msg = if !attrs.resource_request {
-        format!("User \"{user}\" cannot {} path \"{}\"", attrs.verb, attrs.path)
+        format!(
+            "User \"{user}\" cannot {} path \"{}\"",
+            attrs.verb, attrs.path
+        )
     } else {
         let mut resource = attrs.resource.clone();
         if !attrs.subresource.is_empty() {

@@ -114,13 +114,25 @@ const NODE: &[Spec] = &[
     r(READ, "core", "configmaps secrets"),
     r("get", "core", "persistentvolumeclaims persistentvolumes"),
     r("get", "core", "endpoints"),
-    r("create get list watch", "certificates.k8s.io", "certificatesigningrequests"),
-    r("create delete get patch update", "coordination.k8s.io", "leases"),
+    r(
+        "create get list watch",
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+    ),
+    r(
+        "create delete get patch update",
+        "coordination.k8s.io",
+        "leases",
+    ),
     r("get", "storage.k8s.io", "volumeattachments"),
     r("create", "core", "serviceaccounts/token"),
     r("get patch update", "core", "persistentvolumeclaims/status"),
     r(READ, "storage.k8s.io", "csidrivers"),
-    r("create delete get patch update", "storage.k8s.io", "csinodes"),
+    r(
+        "create delete get patch update",
+        "storage.k8s.io",
+        "csinodes",
+    ),
     r(READ, "node.k8s.io", "runtimeclasses"),
 ];
 
@@ -360,7 +372,11 @@ const CLUSTER_ROLES: &[Role] = &[
 const CONTROLLERS: &[Role] = &[
     role(
         "clusterrole-aggregation-controller",
-        &[r("escalate get list watch update patch", "rbac.authorization.k8s.io", "clusterroles")],
+        &[r(
+            "escalate get list watch update patch",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+        )],
     ),
     role(
         "cronjob-controller",
@@ -376,11 +392,19 @@ const CONTROLLERS: &[Role] = &[
         "daemon-set-controller",
         &[
             r(READ, "extensions apps", "daemonsets"),
-            r("update", "extensions apps", "daemonsets/status daemonsets/finalizers"),
+            r(
+                "update",
+                "extensions apps",
+                "daemonsets/status daemonsets/finalizers",
+            ),
             r("list watch", "core", "nodes"),
             r("list watch create delete patch", "core", "pods"),
             r("create", "core", "pods/binding"),
-            r("get list watch create delete update patch", "apps", "controllerrevisions"),
+            r(
+                "get list watch create delete update patch",
+                "apps",
+                "controllerrevisions",
+            ),
             EVENTS,
         ],
     ),
@@ -388,8 +412,16 @@ const CONTROLLERS: &[Role] = &[
         "deployment-controller",
         &[
             r("get list watch update", "extensions apps", "deployments"),
-            r("update", "extensions apps", "deployments/status deployments/finalizers"),
-            r("get list watch create update patch delete", "apps extensions", "replicasets"),
+            r(
+                "update",
+                "extensions apps",
+                "deployments/status deployments/finalizers",
+            ),
+            r(
+                "get list watch create update patch delete",
+                "apps extensions",
+                "replicasets",
+            ),
             r("get list watch update", "core", "pods"),
             EVENTS,
         ],
@@ -422,7 +454,11 @@ const CONTROLLERS: &[Role] = &[
         &[
             r(READ, "core", "services pods nodes"),
             r("update", "core", "services/finalizers"),
-            r("get list watch create update delete", "discovery.k8s.io", "endpointslices"),
+            r(
+                "get list watch create update delete",
+                "discovery.k8s.io",
+                "endpointslices",
+            ),
             EVENTS,
         ],
     ),
@@ -431,7 +467,11 @@ const CONTROLLERS: &[Role] = &[
         &[
             r(READ, "core", "services endpoints"),
             r("update", "core", "services/finalizers endpoints/finalizers"),
-            r("get list watch create update delete", "discovery.k8s.io", "endpointslices"),
+            r(
+                "get list watch create update delete",
+                "discovery.k8s.io",
+                "endpointslices",
+            ),
             EVENTS,
         ],
     ),
@@ -490,7 +530,11 @@ const CONTROLLERS: &[Role] = &[
         "replicaset-controller",
         &[
             r("get list watch update", "apps extensions", "replicasets"),
-            r("update", "apps extensions", "replicasets/status replicasets/finalizers"),
+            r(
+                "update",
+                "apps extensions",
+                "replicasets/status replicasets/finalizers",
+            ),
             r("list watch patch create delete", "core", "pods"),
             EVENTS,
         ],
@@ -521,10 +565,22 @@ const CONTROLLERS: &[Role] = &[
         &[
             r("list watch", "core", "pods"),
             r(READ, "apps", "statefulsets"),
-            r("update", "apps", "statefulsets/status statefulsets/finalizers"),
+            r(
+                "update",
+                "apps",
+                "statefulsets/status statefulsets/finalizers",
+            ),
             r("get create delete update patch", "core", "pods"),
-            r("get create delete update patch list watch", "apps", "controllerrevisions"),
-            r("get create list watch update delete", "core", "persistentvolumeclaims"),
+            r(
+                "get create delete update patch list watch",
+                "apps",
+                "controllerrevisions",
+            ),
+            r(
+                "get create list watch update delete",
+                "core",
+                "persistentvolumeclaims",
+            ),
             r("update", "core", "pods/finalizers"),
             EVENTS,
         ],
@@ -565,9 +621,18 @@ const CLUSTER_ROLE_BINDINGS: &[(&str, &[(&str, &str)])] = &[
         "system:kube-controller-manager",
         &[("User", "system:kube-controller-manager")],
     ),
-    ("system:kube-scheduler", &[("User", "system:kube-scheduler")]),
-    ("system:volume-scheduler", &[("User", "system:kube-scheduler")]),
-    ("system:kube-dns", &[("ServiceAccount", "kube-system/kube-dns")]),
+    (
+        "system:kube-scheduler",
+        &[("User", "system:kube-scheduler")],
+    ),
+    (
+        "system:volume-scheduler",
+        &[("User", "system:kube-scheduler")],
+    ),
+    (
+        "system:kube-dns",
+        &[("ServiceAccount", "kube-system/kube-dns")],
+    ),
     // Kubelets are authorized by the Node authorizer; upstream keeps this binding empty.
     ("system:node", &[]),
     ("system:node-proxier", &[("User", "system:kube-proxy")]),
@@ -643,26 +708,89 @@ pub fn objects() -> (Vec<Value>, Vec<Value>) {
     (roles, bindings)
 }
 
-/// Creates the bootstrap policy objects that do not exist yet (existing ones are left as
-/// the cluster's administrators made them).
+const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
+
+/// What an existing bootstrap object lacks of its defaults added back (rules, subjects,
+/// aggregation), as upstream reconciles objects still annotated `autoupdate: "true"`;
+/// `None` when nothing is missing or the administrators opted out.
+fn reconciled(existing: &Value, desired: &Value) -> Option<Value> {
+    if existing["metadata"]["annotations"][AUTOUPDATE] != "true" {
+        return None;
+    }
+    let mut out = existing.clone();
+    let mut changed = false;
+    let rules =
+        |v: &Value| -> Vec<Rule> { serde_json::from_value(v["rules"].clone()).unwrap_or_default() };
+    let have = rules(existing);
+    let wanted = desired["rules"].as_array().into_iter().flatten();
+    for (rule, raw) in rules(desired).iter().zip(wanted) {
+        if !have.contains(rule) {
+            push(&mut out, "rules", raw);
+            changed = true;
+        }
+    }
+    let subject = |s: &Value| {
+        (
+            s["kind"].as_str().unwrap_or_default().to_string(),
+            s["name"].as_str().unwrap_or_default().to_string(),
+            s["namespace"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let have: Vec<_> = existing["subjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(subject)
+        .collect();
+    for s in desired["subjects"].as_array().into_iter().flatten() {
+        if !have.contains(&subject(s)) {
+            push(&mut out, "subjects", s);
+            changed = true;
+        }
+    }
+    if desired.get("aggregationRule").is_some()
+        && existing["aggregationRule"] != desired["aggregationRule"]
+    {
+        out["aggregationRule"] = desired["aggregationRule"].clone();
+        changed = true;
+    }
+    changed.then_some(out)
+}
+
+fn push(obj: &mut Value, key: &str, item: &Value) {
+    match obj[key].as_array_mut() {
+        Some(list) => list.push(item.clone()),
+        None => obj[key] = json!([item]),
+    }
+}
+
+/// Creates the bootstrap policy objects that do not exist yet and adds back what existing
+/// ones lack, unless their `autoupdate` annotation was set to anything but "true".
 pub async fn ensure(server: &ApiServer) -> ApiResult<()> {
     let (roles, bindings) = objects();
     for (plural, objs) in [("clusterroles", roles), ("clusterrolebindings", bindings)] {
-        let def = catalog::find(super::rbac::GROUP, "v1", plural).ok_or_else(|| {
-            crate::errors::ApiError::internal(format!("no resource {plural}"))
-        })?;
+        let def = catalog::find(super::rbac::GROUP, "v1", plural)
+            .ok_or_else(|| crate::errors::ApiError::internal(format!("no resource {plural}")))?;
         let store = Store::new(server, def);
         for obj in objs {
-            let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             match store.read("", &name).await {
-                Ok(_) => continue,
+                Ok((existing, _)) => {
+                    if let Some(update) = reconciled(&existing, &obj) {
+                        tracing::info!(%plural, %name, "reconciling a bootstrap RBAC object");
+                        store
+                            .update("", &name, update, None, &Default::default())
+                            .await?;
+                    }
+                    continue;
+                }
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
             }
-            match store
-                .create("", obj, &Default::default())
-                .await
-            {
+            match store.create("", obj, &Default::default()).await {
                 Ok(_) => {}
                 Err(e) if e.code == 409 => {}
                 Err(e) => return Err(e),
@@ -679,9 +807,17 @@ mod tests {
     #[test]
     fn policy_shape() {
         let (roles, bindings) = objects();
-        let find = |name: &str| roles.iter().find(|r| r["metadata"]["name"] == name).unwrap();
+        let find = |name: &str| {
+            roles
+                .iter()
+                .find(|r| r["metadata"]["name"] == name)
+                .unwrap()
+        };
         assert_eq!(find("cluster-admin")["rules"][1]["nonResourceURLs"][0], "*");
-        assert_eq!(find("view")["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
+        assert_eq!(
+            find("view")["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+            "true"
+        );
         assert!(find("admin")["aggregationRule"]["clusterRoleSelectors"].is_array());
         assert_eq!(find("system:node")["rules"][2]["apiGroups"][0], "");
         let sa = bindings
@@ -695,5 +831,35 @@ mod tests {
             .unwrap()
             .get("subjects")
             .is_none());
+    }
+
+    #[test]
+    fn reconciliation_adds_back_what_is_missing() {
+        let (roles, bindings) = objects();
+        let basic = roles
+            .iter()
+            .find(|r| r["metadata"]["name"] == "system:basic-user")
+            .unwrap();
+        assert!(reconciled(basic, basic).is_none());
+        let mut trimmed = basic.clone();
+        trimmed["rules"].as_array_mut().unwrap().remove(0);
+        trimmed["rules"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["extra"]}));
+        let fixed = reconciled(&trimmed, basic).unwrap();
+        assert_eq!(fixed["rules"].as_array().unwrap().len(), 3);
+        trimmed["metadata"]["annotations"][AUTOUPDATE] = json!("false");
+        assert!(reconciled(&trimmed, basic).is_none());
+        let admin = bindings
+            .iter()
+            .find(|b| b["metadata"]["name"] == "cluster-admin")
+            .unwrap();
+        let mut emptied = admin.clone();
+        emptied["subjects"] = json!([]);
+        assert_eq!(
+            reconciled(&emptied, admin).unwrap()["subjects"],
+            admin["subjects"]
+        );
     }
 }

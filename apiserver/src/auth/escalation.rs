@@ -1,7 +1,8 @@
 //! RBAC escalation prevention: creating or updating a Role or ClusterRole needs either the
 //! `escalate` verb on it or holding every rule it grants; creating or updating a binding
 //! needs either the `bind` verb on the role it references or holding every rule of that
-//! role. Patches of RBAC objects need `escalate` (roles) or `bind` (bindings) outright.
+//! role. Patches are judged by the object they would produce; patches that cannot be
+//! evaluated here (server-side apply) need `escalate` (roles) or `bind` (bindings) outright.
 
 use apimachinery::fieldvalidation::FieldValidation;
 use serde_json::Value;
@@ -67,6 +68,24 @@ fn not_held(attrs: &Attributes, missing: &[Rule]) -> String {
     )
 }
 
+/// The object a JSON, merge or strategic-merge patch would produce from the cached one;
+/// `None` when that cannot be worked out here (apply patches, unknown objects).
+fn patched(
+    server: &ApiServer,
+    def: &'static crate::registry::ResourceDef,
+    attrs: &Attributes,
+    content_type: &str,
+    body: &[u8],
+) -> Option<Value> {
+    let patch_type = apimachinery::patch::PatchType::from_content_type(content_type)?;
+    let (current, _) = server
+        .cache(def)
+        .get(&def.key(&attrs.namespace, &attrs.name));
+    let current: Value = serde_json::from_slice(&current?.raw).ok()?;
+    let definition = format!("io.k8s.api.rbac.v1.{}", def.kind);
+    apimachinery::patch::apply(patch_type, &definition, &current, body).ok()
+}
+
 /// Checks a write of an RBAC object whose body is `body`.
 pub fn check(
     server: &ApiServer,
@@ -90,35 +109,44 @@ pub fn check(
         namespace: namespace.into(),
         ..Default::default()
     };
-    if attrs.verb == "patch" {
-        let needed = if is_binding { "bind" } else { "escalate" };
-        let target = if is_binding {
-            "clusterroles"
-        } else {
-            attrs.resource.as_str()
-        };
-        if allowed(server, authorizer, &privilege(needed, target, "", &attrs.namespace)) {
-            return Ok(());
-        }
-        return Err(refuse(
-            attrs,
-            &attrs.name,
-            format!(
-                "user {:?} may not patch RBAC {} without the {needed:?} verb",
-                attrs.user.name, attrs.resource
-            ),
-        ));
-    }
     let def = catalog::find(rbac::GROUP, "v1", &attrs.resource)
         .ok_or_else(|| ApiError::not_found_path(&attrs.resource))?;
-    let mut warnings = Vec::new();
-    let obj: Value = crate::endpoints::body::decode(
-        def,
-        content_type,
-        body,
-        FieldValidation::Ignore,
-        &mut warnings,
-    )?;
+    let obj: Value = if attrs.verb == "patch" {
+        let Some(obj) = patched(server, def, attrs, content_type, body) else {
+            // A patch this check cannot evaluate needs the privilege outright.
+            let needed = if is_binding { "bind" } else { "escalate" };
+            let target = if is_binding {
+                "clusterroles"
+            } else {
+                attrs.resource.as_str()
+            };
+            if allowed(
+                server,
+                authorizer,
+                &privilege(needed, target, "", &attrs.namespace),
+            ) {
+                return Ok(());
+            }
+            return Err(refuse(
+                attrs,
+                &attrs.name,
+                format!(
+                    "user {:?} may not send this patch of RBAC {} without the {needed:?} verb",
+                    attrs.user.name, attrs.resource
+                ),
+            ));
+        };
+        obj
+    } else {
+        let mut warnings = Vec::new();
+        crate::endpoints::body::decode(
+            def,
+            content_type,
+            body,
+            FieldValidation::Ignore,
+            &mut warnings,
+        )?
+    };
     let name = obj["metadata"]["name"].as_str().unwrap_or(&attrs.name);
     let namespace = if attrs.namespace.is_empty() {
         obj["metadata"]["namespace"].as_str().unwrap_or_default()
@@ -129,8 +157,16 @@ pub fn check(
     if is_binding {
         let kind = obj["roleRef"]["kind"].as_str().unwrap_or_default();
         let role = obj["roleRef"]["name"].as_str().unwrap_or_default();
-        let role_resource = if kind == "Role" { "roles" } else { "clusterroles" };
-        if allowed(server, authorizer, &privilege("bind", role_resource, role, namespace)) {
+        let role_resource = if kind == "Role" {
+            "roles"
+        } else {
+            "clusterroles"
+        };
+        if allowed(
+            server,
+            authorizer,
+            &privilege("bind", role_resource, role, namespace),
+        ) {
             return Ok(());
         }
         let wanted = authorizer
@@ -143,7 +179,11 @@ pub fn check(
         }
         return Err(refuse(attrs, name, not_held(attrs, &missing)));
     }
-    if allowed(server, authorizer, &privilege("escalate", &attrs.resource, name, namespace)) {
+    if allowed(
+        server,
+        authorizer,
+        &privilege("escalate", &attrs.resource, name, namespace),
+    ) {
         return Ok(());
     }
     if obj.get("aggregationRule").is_some_and(|a| !a.is_null()) {

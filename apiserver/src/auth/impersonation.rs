@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 
 use super::{
     authorizer::{forbidden, Attributes, Authorizer},
-    user::{UserInfo, ALL_AUTHENTICATED, ANONYMOUS, ALL_UNAUTHENTICATED, SERVICE_ACCOUNTS},
+    user::{UserInfo, ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, ANONYMOUS, SERVICE_ACCOUNTS},
 };
 use crate::{errors::ApiError, server::ApiServer};
 

@@ -1,7 +1,7 @@
 //! Max-in-flight limits (`--max-requests-inflight`, `--max-mutating-requests-inflight`): two
 //! pools of permits, read-only and mutating; a request that finds its pool empty is answered
 //! 429 with Retry-After at once. Long-running requests (watches, logs, exec, attach,
-//! port-forward, proxy) hold no permit.
+//! port-forward, proxy) and members of system:masters hold no permit.
 
 use std::sync::Arc;
 

@@ -123,8 +123,13 @@ impl SigningKey {
         let sig = match self {
             SigningKey::Rsa(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
-                    .map_err(|_| AuthError::Sign)?;
+                k.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| AuthError::Sign)?;
                 sig
             }
             SigningKey::Ec(k) => k
@@ -166,9 +171,58 @@ impl VerifyingKey {
         Ok(keys)
     }
 
-    /// A stable identifier of the key: the unpadded base64url SHA-256 of its public bytes.
+    /// The key's DER SubjectPublicKeyInfo.
+    pub fn spki(&self) -> Vec<u8> {
+        // rsaEncryption with NULL parameters; id-ecPublicKey on prime256v1.
+        const RSA_ALGORITHM: &[u8] = &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+        ];
+        const EC_ALGORITHM: &[u8] = &[
+            0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+            0xce, 0x3d, 0x03, 0x01, 0x07,
+        ];
+        let algorithm = if self.alg == "RS256" {
+            RSA_ALGORITHM
+        } else {
+            EC_ALGORITHM
+        };
+        let mut bits = vec![0];
+        bits.extend_from_slice(&self.public);
+        let mut body = der(0x30, algorithm);
+        body.extend(der(0x03, &bits));
+        der(0x30, &body)
+    }
+
+    /// The key id upstream gives a key: the unpadded base64url SHA-256 of its DER
+    /// SubjectPublicKeyInfo.
     pub fn key_id(&self) -> String {
-        URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &self.public))
+        URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &self.spki()))
+    }
+
+    /// The key as a JWK, for the issuer's JWKS document.
+    pub fn jwk(&self) -> Option<Value> {
+        let mut jwk = json!({ "use": "sig", "alg": self.alg, "kid": self.key_id() });
+        if self.alg == "RS256" {
+            let spki = self.spki();
+            let (_, parsed) = SubjectPublicKeyInfo::from_der(&spki).ok()?;
+            let x509_parser::public_key::PublicKey::RSA(rsa) = parsed.parsed().ok()? else {
+                return None;
+            };
+            let trim = |b: &[u8]| {
+                let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+                URL_SAFE_NO_PAD.encode(&b[start..])
+            };
+            jwk["kty"] = json!("RSA");
+            jwk["n"] = json!(trim(rsa.modulus));
+            jwk["e"] = json!(trim(rsa.exponent));
+        } else {
+            let point = self.public.get(1..65)?;
+            jwk["kty"] = json!("EC");
+            jwk["crv"] = json!("P-256");
+            jwk["x"] = json!(URL_SAFE_NO_PAD.encode(&point[..32]));
+            jwk["y"] = json!(URL_SAFE_NO_PAD.encode(&point[32..]));
+        }
+        Some(jwk)
     }
 
     fn verify(&self, input: &[u8], sig: &[u8]) -> bool {
@@ -180,6 +234,21 @@ impl VerifyingKey {
             .verify(input, sig)
             .is_ok()
     }
+}
+
+/// One DER element (lengths below 64 KiB, which public keys are).
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend([0x81, len as u8]);
+    } else {
+        out.extend([0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 fn from_spki(der: &[u8]) -> Result<VerifyingKey, String> {
@@ -218,7 +287,9 @@ pub fn verify(token: &str, keys: &[VerifyingKey]) -> Result<Value, JwtError> {
         .and_then(|h| serde_json::from_slice(&h).ok())
         .ok_or(JwtError::Malformed)?;
     let alg = header["alg"].as_str().ok_or(JwtError::Malformed)?;
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| JwtError::Malformed)?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(sig)
+        .map_err(|_| JwtError::Malformed)?;
     if !keys
         .iter()
         .filter(|k| k.alg == alg)
@@ -248,6 +319,17 @@ mod tests {
         let (key, pub_path) = ec_key(dir.path());
         let keys = VerifyingKey::load_all(&pub_path).unwrap();
         assert_eq!(keys, vec![key.verifying_key()]);
+        let pem = std::fs::read_to_string(&pub_path).unwrap();
+        let spki = rustls_pemfile::public_keys(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys[0].spki(), spki.as_ref());
+        let jwk = keys[0].jwk().unwrap();
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["x"].as_str().map(str::len)),
+            (Some("EC"), Some(43))
+        );
         let token = key.sign(&json!({"sub": "x"})).unwrap();
         assert_eq!(verify(&token, &keys).unwrap()["sub"], "x");
         let other = tempfile::tempdir().unwrap();
@@ -256,7 +338,10 @@ mod tests {
         assert_eq!(verify(&forged, &keys), Err(JwtError::Signature));
         let (head, _) = token.rsplit_once('.').unwrap();
         let (_, sig) = forged.rsplit_once('.').unwrap();
-        assert_eq!(verify(&format!("{head}.{sig}"), &keys), Err(JwtError::Signature));
+        assert_eq!(
+            verify(&format!("{head}.{sig}"), &keys),
+            Err(JwtError::Signature)
+        );
         assert_eq!(verify("a.b", &keys), Err(JwtError::Malformed));
     }
 }

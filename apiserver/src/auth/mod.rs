@@ -12,6 +12,7 @@ pub mod impersonation;
 pub mod inflight;
 pub mod jwt;
 pub mod node;
+pub mod node_restriction;
 pub mod options;
 pub mod rbac;
 pub mod reviews;

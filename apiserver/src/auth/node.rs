@@ -87,10 +87,12 @@ impl NodeAuthorizer {
             let own_name = attrs.name == node;
             match (attrs.api_group.as_str(), attrs.resource.as_str()) {
                 ("", kind @ ("secrets" | "configmaps")) => {
-                    if attrs.verb != "get" || attrs.name.is_empty() {
-                        return Decision::NoOpinion(format!(
-                            "can only get individual resources of this type"
-                        ));
+                    if !matches!(attrs.verb.as_str(), "get" | "list" | "watch")
+                        || attrs.name.is_empty()
+                    {
+                        return Decision::NoOpinion(
+                            "can only get individual resources of this type".into(),
+                        );
                     }
                     let secret = kind == "secrets";
                     let used = pods_on_node(server, &attrs.namespace, node)
@@ -104,22 +106,24 @@ impl NodeAuthorizer {
                 }
                 ("", "serviceaccounts") if attrs.subresource == "token" => {
                     let used = attrs.verb == "create"
-                        && pods_on_node(server, &attrs.namespace, node).iter().any(|p| {
-                            p["spec"]["serviceAccountName"]
-                                .as_str()
-                                .unwrap_or("default")
-                                == attrs.name
-                        });
+                        && pods_on_node(server, &attrs.namespace, node)
+                            .iter()
+                            .any(|p| {
+                                p["spec"]["serviceAccountName"]
+                                    .as_str()
+                                    .unwrap_or("default")
+                                    == attrs.name
+                            });
                     return if used {
                         Decision::Allow(String::new())
                     } else {
                         no_relationship(node)
                     };
                 }
-                ("", "nodes") if !matches!(attrs.verb.as_str(), "list" | "watch" | "create") => {
-                    if !own_name {
-                        return no_relationship(node);
-                    }
+                ("", "nodes")
+                    if !own_name && !matches!(attrs.verb.as_str(), "list" | "watch" | "create") =>
+                {
+                    return no_relationship(node);
                 }
                 ("coordination.k8s.io", "leases") => {
                     let ok = attrs.namespace == "kube-node-lease"

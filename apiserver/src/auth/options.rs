@@ -23,7 +23,11 @@ pub struct AuthOptions {
     pub anonymous_auth: bool,
 
     /// Ordered authorizers: AlwaysAllow, AlwaysDeny, Node, RBAC.
-    #[arg(long = "authorization-mode", value_delimiter = ',', default_value = "AlwaysAllow")]
+    #[arg(
+        long = "authorization-mode",
+        value_delimiter = ',',
+        default_value = "AlwaysAllow"
+    )]
     pub authorization_mode: Vec<String>,
 
     /// Files with the public keys (or private keys, or certificates) that verify
@@ -38,6 +42,11 @@ pub struct AuthOptions {
     /// Issuers of service-account tokens; the first one issues, all are accepted.
     #[arg(long = "service-account-issuer")]
     pub service_account_issuers: Vec<String>,
+
+    /// The JWKS URI the issuer discovery document names; defaults to
+    /// `<issuer>/openid/v1/jwks`.
+    #[arg(long = "service-account-jwks-uri")]
+    pub service_account_jwks_uri: Option<String>,
 
     /// Audiences the API accepts tokens for; defaults to the issuers.
     #[arg(long = "api-audiences", value_delimiter = ',')]

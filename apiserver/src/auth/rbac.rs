@@ -49,7 +49,8 @@ impl Rule {
             return self.non_resource_urls.iter().any(|u| {
                 u == "*"
                     || *u == attrs.path
-                    || u.strip_suffix('*').is_some_and(|p| attrs.path.starts_with(p))
+                    || u.strip_suffix('*')
+                        .is_some_and(|p| attrs.path.starts_with(p))
             });
         }
         let combined = if attrs.subresource.is_empty() {
@@ -123,14 +124,17 @@ impl Rule {
             self.resources.iter().any(|o| {
                 o == "*"
                     || o == r
-                    || r.split_once('/').is_some_and(|(_, sub)| o.strip_prefix("*/") == Some(sub))
+                    || r.split_once('/')
+                        .is_some_and(|(_, sub)| o.strip_prefix("*/") == Some(sub))
             })
         });
         a.api_groups.iter().all(|g| has(&self.api_groups, g))
             && resource_ok
             && (self.resource_names.is_empty()
                 || (!a.resource_names.is_empty()
-                    && a.resource_names.iter().all(|n| self.resource_names.contains(n))))
+                    && a.resource_names
+                        .iter()
+                        .all(|n| self.resource_names.contains(n))))
     }
 }
 
@@ -361,11 +365,15 @@ pub struct Rbac {
 impl Rbac {
     fn index(&self, server: &ApiServer) -> Arc<Index> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        let raw = ["clusterroles", "roles", "clusterrolebindings", "rolebindings"].map(|plural| {
-            match catalog::find(GROUP, "v1", plural) {
-                Some(def) => server.cache(def).snapshot("").objects,
-                None => Vec::new(),
-            }
+        let raw = [
+            "clusterroles",
+            "roles",
+            "clusterrolebindings",
+            "rolebindings",
+        ]
+        .map(|plural| match catalog::find(GROUP, "v1", plural) {
+            Some(def) => server.cache(def).snapshot("").objects,
+            None => Vec::new(),
         });
         for objs in &raw {
             objs.len().hash(&mut hasher);
@@ -508,7 +516,11 @@ mod tests {
 
     #[test]
     fn coverage() {
-        let owner = vec![rule(&["get", "list", "watch"], &[""], &["pods", "configmaps"])];
+        let owner = vec![rule(
+            &["get", "list", "watch"],
+            &[""],
+            &["pods", "configmaps"],
+        )];
         assert!(uncovered(&owner, &[rule(&["get"], &[""], &["pods"])]).is_empty());
         assert_eq!(
             uncovered(&owner, &[rule(&["get", "create"], &[""], &["pods"])]).len(),
@@ -523,12 +535,20 @@ mod tests {
     fn aggregation_is_transitive() {
         let raw = |v: serde_json::Value| RoleObject::deserialize(v).unwrap();
         let roles = vec![
-            raw(serde_json::json!({"metadata": {"name": "admin"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"to-admin": "true"}}]}})),
-            raw(serde_json::json!({"metadata": {"name": "edit", "labels": {"to-admin": "true"}}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"to-edit": "true"}}]}})),
-            raw(serde_json::json!({"metadata": {"name": "edit-rules", "labels": {"to-edit": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]})),
+            raw(
+                serde_json::json!({"metadata": {"name": "admin"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"to-admin": "true"}}]}}),
+            ),
+            raw(
+                serde_json::json!({"metadata": {"name": "edit", "labels": {"to-admin": "true"}}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"to-edit": "true"}}]}}),
+            ),
+            raw(
+                serde_json::json!({"metadata": {"name": "edit-rules", "labels": {"to-edit": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]}),
+            ),
         ];
-        let by_name: HashMap<&str, &RoleObject> =
-            roles.iter().map(|r| (r.metadata.name.as_str(), r)).collect();
+        let by_name: HashMap<&str, &RoleObject> = roles
+            .iter()
+            .map(|r| (r.metadata.name.as_str(), r))
+            .collect();
         let mut out = Vec::new();
         collect_aggregated(&roles[0], &roles, &by_name, &mut HashSet::new(), &mut out);
         assert_eq!(out, vec![rule(&["create"], &[""], &["pods"])]);

@@ -2,7 +2,8 @@
 //! SelfSubjectReview (`kubectl auth whoami`), SubjectAccessReview, LocalSubjectAccessReview,
 //! SelfSubjectAccessReview (`kubectl auth can-i`), SelfSubjectRulesReview
 //! (`kubectl auth can-i --list`), and the TokenRequest subresource
-//! (`kubectl create token`). None of them is stored.
+//! (`kubectl create token`), and the service-account issuer's OpenID discovery documents.
+//! None of them is stored.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
     Extension, Router,
 };
 use serde_json::{json, Value};
@@ -21,8 +22,18 @@ use crate::{endpoints::handlers::json_response, errors::ApiError};
 
 /// Resources of the review APIs, for discovery: (group, plural, kind, namespaced).
 pub const RESOURCES: &[(&str, &str, &str, bool)] = &[
-    ("authentication.k8s.io", "tokenreviews", "TokenReview", false),
-    ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview", false),
+    (
+        "authentication.k8s.io",
+        "tokenreviews",
+        "TokenReview",
+        false,
+    ),
+    (
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+    ),
     (
         "authorization.k8s.io",
         "localsubjectaccessreviews",
@@ -80,6 +91,11 @@ pub fn routes(auth: Arc<Auth>) -> Router {
             "/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
             post(token_request),
         )
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/openid/v1/jwks", get(jwks))
         .with_state(auth)
 }
 
@@ -88,15 +104,7 @@ fn parse(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, ApiError
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let v: Value = if mime.starts_with("application/yaml") {
-        let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(e.to_string()))?
-    } else if mime.starts_with("application/json") || mime == "*/*" {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("decoding {kind}: {e}")))?
-    } else {
-        return Err(ApiError::unsupported_media_type(mime));
-    };
+    let v = decode(mime, body, kind)?;
     if v["kind"].as_str().is_some_and(|k| k != kind) {
         return Err(ApiError::bad_request(format!(
             "expected a {kind}, got {}",
@@ -106,14 +114,37 @@ fn parse(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, ApiError
     Ok(v)
 }
 
+/// Decodes a JSON, YAML or protobuf body of a type that has no storage.
+pub fn decode(content_type: &str, body: &[u8], kind: &str) -> Result<Value, ApiError> {
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    match mime {
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text =
+                std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            serde_saphyr::from_str(text)
+                .map_err(|e| ApiError::bad_request(format!("decoding {kind}: {e}")))
+        }
+        "" | "application/json" | "*/*" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("decoding {kind}: {e}"))),
+        m if apimachinery::protobuf::is_protobuf_content_type(m) => {
+            apimachinery::protobuf::decode(body)
+                .map_err(|e| ApiError::bad_request(format!("decoding {kind}: {e}")))
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
 /// The request echoed back with its status, as upstream answers review creates.
 fn answer(mut request: Value, api_version: &str, kind: &str, status: Value) -> Response {
     request["apiVersion"] = json!(api_version);
     request["kind"] = json!(kind);
-    if !request["metadata"].is_object() {
-        request["metadata"] = json!({});
+    let mut metadata = json!({ "creationTimestamp": null });
+    for key in ["name", "namespace"] {
+        if let Some(v) = request["metadata"].get(key).filter(|v| v.is_string()) {
+            metadata[key] = v.clone();
+        }
     }
-    request["metadata"]["creationTimestamp"] = Value::Null;
+    request["metadata"] = metadata;
     request["status"] = status;
     json_response(StatusCode::CREATED, &request, &[])
 }
@@ -122,11 +153,7 @@ fn respond(r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn token_review(
-    State(auth): State<Arc<Auth>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn token_review(State(auth): State<Arc<Auth>>, headers: HeaderMap, body: Bytes) -> Response {
     respond((|| {
         let req = parse(&headers, &body, "TokenReview")?;
         let token = req["spec"]["token"].as_str().unwrap_or_default();
@@ -136,28 +163,34 @@ async fn token_review(
                 .collect()
         });
         let wanted = wanted.filter(|w| !w.is_empty());
-        let status = match auth
-            .authenticator
-            .authenticate_token(&auth.server, token, wanted.as_deref())
-        {
-            Ok(Some(user)) => {
-                let audiences = wanted.clone().unwrap_or_else(|| {
-                    auth.authenticator
-                        .service_accounts
-                        .as_ref()
-                        .map(|s| s.audiences.clone())
-                        .unwrap_or_default()
-                });
-                json!({
-                    "authenticated": true,
-                    "user": user.authenticated().to_json(),
-                    "audiences": audiences,
-                })
-            }
-            Ok(None) => json!({ "user": {}, "error": "invalid bearer token" }),
-            Err(why) => json!({ "user": {}, "error": format!("invalid bearer token, {why}") }),
-        };
-        Ok(answer(req, "authentication.k8s.io/v1", "TokenReview", status))
+        let status =
+            match auth
+                .authenticator
+                .authenticate_token(&auth.server, token, wanted.as_deref())
+            {
+                Ok(Some(user)) => {
+                    let audiences = wanted.clone().unwrap_or_else(|| {
+                        auth.authenticator
+                            .service_accounts
+                            .as_ref()
+                            .map(|s| s.audiences.clone())
+                            .unwrap_or_default()
+                    });
+                    json!({
+                        "authenticated": true,
+                        "user": user.authenticated().to_json(),
+                        "audiences": audiences,
+                    })
+                }
+                Ok(None) => json!({ "user": {}, "error": "invalid bearer token" }),
+                Err(why) => json!({ "user": {}, "error": format!("invalid bearer token, {why}") }),
+            };
+        Ok(answer(
+            req,
+            "authentication.k8s.io/v1",
+            "TokenReview",
+            status,
+        ))
     })())
 }
 
@@ -310,7 +343,9 @@ async fn self_subject_rules_review(
                 ..Default::default()
             }]
         } else {
-            auth.authorizer.rbac.rules_for(&auth.server, &user, namespace)
+            auth.authorizer
+                .rbac
+                .rules_for(&auth.server, &user, namespace)
         };
         if user.node_name().is_some() && !everything {
             rules.extend(super::bootstrap_policy::node_rules());
@@ -345,6 +380,28 @@ async fn self_subject_rules_review(
     })())
 }
 
+/// Issuer discovery: 404 unless service-account tokens come from an https issuer.
+async fn openid_configuration(State(auth): State<Arc<Auth>>) -> Response {
+    match auth
+        .authenticator
+        .service_accounts
+        .as_ref()
+        .and_then(|s| s.openid_configuration())
+    {
+        Some(doc) => json_response(StatusCode::OK, &doc, &[]),
+        None => ApiError::not_found_path("/.well-known/openid-configuration").into_response(),
+    }
+}
+
+async fn jwks(State(auth): State<Arc<Auth>>) -> Response {
+    match auth.authenticator.service_accounts.as_ref() {
+        Some(s) if s.openid_configuration().is_some() => {
+            json_response(StatusCode::OK, &s.jwks(), &[])
+        }
+        _ => ApiError::not_found_path("/openid/v1/jwks").into_response(),
+    }
+}
+
 async fn token_request(
     State(auth): State<Arc<Auth>>,
     Path((namespace, name)): Path<(String, String)>,
@@ -363,4 +420,60 @@ async fn token_request(
     }
     .await;
     respond(result)
+}
+
+/// The groups of the review APIs, each served at v1.
+pub fn groups() -> Vec<&'static str> {
+    let mut out: Vec<&str> = RESOURCES.iter().map(|r| r.0).collect();
+    out.dedup();
+    out
+}
+
+/// Entries of the per-version resource list (`/apis/{group}/v1`, and `/api/v1` for the
+/// TokenRequest subresource).
+pub fn resource_list_entries(group: &str, version: &str) -> Vec<Value> {
+    if version != "v1" {
+        return Vec::new();
+    }
+    if group.is_empty() {
+        return vec![json!({
+            "name": "serviceaccounts/token",
+            "singularName": "",
+            "namespaced": true,
+            "group": "authentication.k8s.io",
+            "version": "v1",
+            "kind": "TokenRequest",
+            "verbs": ["create"],
+        })];
+    }
+    RESOURCES
+        .iter()
+        .filter(|r| r.0 == group)
+        .map(|(_, plural, kind, namespaced)| {
+            json!({
+                "name": plural,
+                "singularName": kind.to_lowercase(),
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": ["create"],
+            })
+        })
+        .collect()
+}
+
+/// Entries of the aggregated discovery document for `group` at v1.
+pub fn aggregated_entries(group: &str) -> Vec<Value> {
+    RESOURCES
+        .iter()
+        .filter(|r| r.0 == group)
+        .map(|(g, plural, kind, namespaced)| {
+            json!({
+                "resource": plural,
+                "responseKind": { "group": g, "version": "v1", "kind": kind },
+                "scope": if *namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": kind.to_lowercase(),
+                "verbs": ["create"],
+            })
+        })
+        .collect()
 }

@@ -34,6 +34,7 @@ pub struct ServiceAccountTokens {
     pub audiences: Vec<String>,
     max_expiration: Duration,
     lookup: bool,
+    jwks_uri: Option<String>,
 }
 
 fn lookup(server: &ApiServer, plural: &str, ns: &str, name: &str) -> Option<Value> {
@@ -86,7 +87,33 @@ impl ServiceAccountTokens {
             audiences,
             max_expiration: opts.service_account_max_token_expiration,
             lookup: opts.service_account_lookup,
+            jwks_uri: opts.service_account_jwks_uri.clone(),
         }))
+    }
+
+    /// The OpenID provider configuration of the issuer, when it is an https URL (as
+    /// upstream, which only then serves issuer discovery).
+    pub fn openid_configuration(&self) -> Option<Value> {
+        let issuer = self.issuers.first().filter(|i| i.starts_with("https://"))?;
+        let jwks_uri = self
+            .jwks_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/openid/v1/jwks", issuer.trim_end_matches('/')));
+        let mut algs: Vec<&str> = self.keys.iter().map(|k| k.alg).collect();
+        algs.sort_unstable();
+        algs.dedup();
+        Some(json!({
+            "issuer": issuer,
+            "jwks_uri": jwks_uri,
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": algs,
+        }))
+    }
+
+    /// The verifying keys as a JWK set.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": self.keys.iter().filter_map(VerifyingKey::jwk).collect::<Vec<_>>() })
     }
 
     /// `Ok(None)` for tokens this authenticator does not own (not a JWT, or another issuer);
@@ -304,7 +331,9 @@ impl ServiceAccountTokens {
                     ))
                 }
             };
-            let (obj, _) = Store::new(server, def(plural)?).read(ns, bound_name).await?;
+            let (obj, _) = Store::new(server, def(plural)?)
+                .read(ns, bound_name)
+                .await?;
             let uid = meta::uid(&obj);
             if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty()) {
                 if want != uid {

@@ -31,10 +31,7 @@ impl TokenFile {
             }
             let fields = split_csv(line);
             if fields.len() < 3 {
-                return Err(format!(
-                    "line {}: need at least token,user,uid",
-                    n + 1
-                ));
+                return Err(format!("line {}: need at least token,user,uid", n + 1));
             }
             if fields[0].is_empty() || fields[1].is_empty() {
                 return Err(format!("line {}: empty token or user", n + 1));
@@ -94,10 +91,7 @@ mod tests {
 
     #[test]
     fn parses_quoted_groups() {
-        let f = TokenFile::parse(
-            "# comment\nt1,alice,1,\"dev,ops\"\nt2,bob,2\n",
-        )
-        .unwrap();
+        let f = TokenFile::parse("# comment\nt1,alice,1,\"dev,ops\"\nt2,bob,2\n").unwrap();
         let a = f.authenticate("t1").unwrap();
         assert_eq!((a.name.as_str(), a.uid.as_str()), ("alice", "1"));
         assert_eq!(a.groups, vec!["dev", "ops"]);

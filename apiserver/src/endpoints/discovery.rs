@@ -35,6 +35,9 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
             .filter(|r| r.group == g)
             .map(|r| r.version)
             .collect();
+        if crate::auth::reviews::groups().contains(&g) && !versions.contains(&"v1") {
+            versions.push("v1");
+        }
         versions.dedup();
         if !versions.is_empty() {
             out.push((g, versions));
@@ -123,7 +126,8 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         .iter()
         .filter(|r| r.group == group && r.version == version)
         .collect();
-    if defs.is_empty() {
+    let reviews = crate::auth::reviews::resource_list_entries(group, version);
+    if defs.is_empty() && reviews.is_empty() {
         return None;
     }
     let mut resources = Vec::new();
@@ -158,6 +162,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             resources.push(s);
         }
     }
+    resources.extend(reviews);
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -207,11 +212,14 @@ pub fn aggregated(legacy: bool, api_version: &str) -> Value {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> = RESOURCES
+                    let mut resources: Vec<Value> = RESOURCES
                         .iter()
                         .filter(|r| r.group == *g && r.version == *v)
                         .map(discovery_resource)
                         .collect();
+                    if *v == "v1" {
+                        resources.extend(crate::auth::reviews::aggregated_entries(g));
+                    }
                     json!({ "version": v, "resources": resources, "freshness": "Current" })
                 })
                 .collect();

@@ -22,7 +22,7 @@ use crate::{
     errors::{ApiError, ApiResult},
     registry::{
         catalog, event, meta, pod, scale,
-        store::{Deleted, ListResult, Store},
+        store::{Deleted, ListResult, PatchBody, Store},
         Behaviour, ResourceDef, Subresource,
     },
     server::ApiServer,
@@ -331,8 +331,10 @@ async fn patch(req: &Request<'_>, sub: Option<Subresource>) -> ApiResult<Respons
         .patch(
             &req.info.namespace,
             &req.info.name,
-            patch_type,
-            &patch_body,
+            PatchBody {
+                patch_type,
+                data: &patch_body,
+            },
             sub,
             &opts,
             &mut warnings,
@@ -380,8 +382,10 @@ async fn update_scale(req: &Request<'_>) -> ApiResult<Response> {
         .patch(
             ns,
             name,
-            apimachinery::patch::PatchType::Merge,
-            patch.to_string().as_bytes(),
+            PatchBody {
+                patch_type: apimachinery::patch::PatchType::Merge,
+                data: patch.to_string().as_bytes(),
+            },
             None,
             &opts,
             &mut warnings,

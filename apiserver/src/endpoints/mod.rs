@@ -5,6 +5,7 @@ pub mod body;
 pub mod continue_token;
 pub mod discovery;
 pub mod handlers;
+pub mod kubelet_proxy;
 pub mod negotiation;
 pub mod openapi;
 pub mod query;
@@ -178,6 +179,15 @@ async fn resource(State(server): Shared, req: Request) -> Response {
     let Some(info) = request_info::parse(parts.method.as_str(), &path, query.flag("watch")) else {
         return ApiError::not_found_path(&path).into_response();
     };
+    if info.group.is_empty()
+        && info.resource == "pods"
+        && kubelet_proxy::SUBRESOURCES.contains(&info.subresource.as_str())
+    {
+        let req = Request::from_parts(parts, body);
+        return kubelet_proxy::proxy(&server, &info.namespace, &info.name, &info.subresource, req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let scope = if !info.name.is_empty() {
         "resource"
     } else if info.namespace.is_empty() {

@@ -36,11 +36,10 @@ pub fn qos_class(pod: &Value) -> &'static str {
             if has(requests, res) || has(limits, res) {
                 any = true;
             }
-            if !has(limits, res) {
-                guaranteed = false;
-            } else if has(requests, res)
-                && requests.and_then(|r| r.get(res)) != limits.and_then(|l| l.get(res))
-            {
+            let limited = has(limits, res);
+            let equal = !has(requests, res)
+                || requests.and_then(|r| r.get(res)) == limits.and_then(|l| l.get(res));
+            if !limited || !equal {
                 guaranteed = false;
             }
         }

@@ -62,6 +62,13 @@ pub struct ListOptions {
     pub continue_token: Option<String>,
 }
 
+/// A patch as the client sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchBody<'a> {
+    pub patch_type: apimachinery::patch::PatchType,
+    pub data: &'a [u8],
+}
+
 /// A page of a list.
 pub struct ListResult {
     pub rv: i64,
@@ -585,12 +592,15 @@ impl<'a> Store<'a> {
         &self,
         ns: &str,
         name: &str,
-        patch_type: apimachinery::patch::PatchType,
-        patch: &[u8],
+        patch: PatchBody<'_>,
         sub: Option<Subresource>,
         opts: &WriteOptions,
         warnings: &mut Vec<String>,
     ) -> ApiResult<Value> {
+        let PatchBody {
+            patch_type,
+            data: patch,
+        } = patch;
         let definition = apimachinery::schema::definitions()
             .root(self.def.group, self.def.version, self.def.kind)
             .map(|r| r.definition)

@@ -228,3 +228,50 @@ impl Cache {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::catalog;
+
+    fn object(def: &'static ResourceDef, name: &str, rv: i64) -> Object {
+        let mut v = serde_json::json!({"metadata": {"name": name, "namespace": "ns", "labels": {"a": "b"}}});
+        Object::from_value(def, &format!("ns/{name}"), &mut v, rv)
+    }
+
+    #[test]
+    fn events_after_a_revision_then_live_and_too_old_below_the_window() {
+        let def = catalog::find("", "v1", "configmaps").unwrap();
+        let cache = Cache::new(def);
+        cache.replace(vec![object(def, "a", 5)], 10);
+        cache.apply("ns/b", Some(object(def, "b", 11)), 11);
+        cache.apply("ns/a", Some(object(def, "a", 12)), 12);
+        cache.apply("ns/b", None, 13);
+        assert_eq!(cache.revision(), 13);
+        match cache.watch_from(11) {
+            WatchStart::Events(past, _) => {
+                let kinds: Vec<(EventType, i64)> = past.iter().map(|e| (e.kind, e.rv)).collect();
+                assert_eq!(kinds, vec![(EventType::Modified, 12), (EventType::Deleted, 13)]);
+                assert_eq!(past[1].object.rv, 13, "a deletion carries the deletion revision");
+            }
+            WatchStart::TooOld { .. } => panic!("11 is inside the window"),
+        }
+        assert!(matches!(cache.watch_from(9), WatchStart::TooOld { oldest: 10 }));
+        let snap = cache.snapshot("ns/");
+        assert_eq!((snap.rv, snap.objects.len()), (13, 1));
+        assert!(cache.snapshot("other/").objects.is_empty());
+    }
+
+    #[test]
+    fn live_events_reach_subscribers() {
+        let def = catalog::find("", "v1", "configmaps").unwrap();
+        let cache = Cache::new(def);
+        cache.replace(Vec::new(), 1);
+        let (snap, mut rx) = cache.watch_now("");
+        assert_eq!(snap.rv, 1);
+        cache.apply("ns/x", Some(object(def, "x", 2)), 2);
+        let ev = rx.try_recv().unwrap();
+        assert_eq!((ev.kind, ev.rv), (EventType::Added, 2));
+        assert_eq!(ev.object.attrs.labels.get("a").map(String::as_str), Some("b"));
+    }
+}

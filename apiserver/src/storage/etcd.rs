@@ -193,30 +193,31 @@ impl Etcd {
         value: Vec<u8>,
         expected: i64,
     ) -> Result<i64, StorageError> {
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::put(key, value, None)])
-            .or_else([TxnOp::get(key, None)]);
-        let resp = self
-            .retry("update", key, |mut c: Client| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
-            })
-            .await?;
-        if resp.succeeded() {
-            return Ok(resp.header().map_or(0, |h| h.revision()));
-        }
-        Err(conflict_or_missing(&resp.op_responses()))
+        self.compare_and_swap("update", key, expected, TxnOp::put(key, value, None))
+            .await
     }
 
     /// Deletes `key` if its mod revision is still `expected`; returns the deletion revision.
     pub async fn delete(&self, key: &str, expected: i64) -> Result<i64, StorageError> {
+        self.compare_and_swap("delete", key, expected, TxnOp::delete(key, None))
+            .await
+    }
+
+    /// Runs `op` if `key`'s mod revision is still `expected`: Conflict when it changed,
+    /// NotFound when it is gone.
+    async fn compare_and_swap(
+        &self,
+        operation: &str,
+        key: &str,
+        expected: i64,
+        op: TxnOp,
+    ) -> Result<i64, StorageError> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::delete(key, None)])
+            .and_then([op])
             .or_else([TxnOp::get(key, None)]);
         let resp = self
-            .retry("delete", key, |mut c: Client| {
+            .retry(operation, key, |mut c: Client| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })

@@ -13,10 +13,26 @@ use kube::Client;
 
 use crate::{events::Recorder, options::Options};
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslicemirroring;
+pub mod garbagecollector;
+pub mod job;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod root_ca;
+pub mod service_pods;
 pub mod serviceaccount;
+pub mod statefulset;
+pub mod taint_eviction;
+pub mod ttlafterfinished;
 
 /// Why a controller could not start or sync.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +59,10 @@ pub struct Context {
 
 impl Context {
     /// A work queue named after its controller, for the `workqueue_*` metrics.
-    pub fn queue<T: Clone + Eq + std::hash::Hash + Send + 'static>(&self, name: &str) -> WorkQueue<T> {
+    pub fn queue<T: Clone + Eq + std::hash::Hash + Send + 'static>(
+        &self,
+        name: &str,
+    ) -> WorkQueue<T> {
         WorkQueue::new(name, &self.queue_metrics, Backoff::default())
     }
 
@@ -67,10 +86,101 @@ pub struct Descriptor {
 /// Every controller this binary has, in start order.
 pub fn all() -> Vec<Descriptor> {
     vec![
-        Descriptor { name: "serviceaccount-controller", aliases: &["serviceaccount"], init: serviceaccount::init },
-        Descriptor { name: "root-ca-certificate-publisher-controller", aliases: &["root-ca-cert-publisher"], init: root_ca::init },
-        Descriptor { name: "replicaset-controller", aliases: &["replicaset"], init: replicaset::init },
-        Descriptor { name: "deployment-controller", aliases: &["deployment"], init: deployment::init },
+        Descriptor {
+            name: "serviceaccount-controller",
+            aliases: &["serviceaccount"],
+            init: serviceaccount::init,
+        },
+        Descriptor {
+            name: "root-ca-certificate-publisher-controller",
+            aliases: &["root-ca-cert-publisher"],
+            init: root_ca::init,
+        },
+        Descriptor {
+            name: "replicaset-controller",
+            aliases: &["replicaset"],
+            init: replicaset::init,
+        },
+        Descriptor {
+            name: "deployment-controller",
+            aliases: &["deployment"],
+            init: deployment::init,
+        },
+        Descriptor {
+            name: "endpointslice-controller",
+            aliases: &["endpointslice"],
+            init: endpointslice::init,
+        },
+        Descriptor {
+            name: "endpoints-controller",
+            aliases: &["endpoint"],
+            init: endpoints::init,
+        },
+        Descriptor {
+            name: "endpointslice-mirroring-controller",
+            aliases: &["endpointslicemirroring"],
+            init: endpointslicemirroring::init,
+        },
+        Descriptor {
+            name: "namespace-controller",
+            aliases: &["namespace"],
+            init: namespace::init,
+        },
+        Descriptor {
+            name: "garbage-collector-controller",
+            aliases: &["garbagecollector"],
+            init: garbagecollector::init,
+        },
+        Descriptor {
+            name: "job-controller",
+            aliases: &["job"],
+            init: job::init,
+        },
+        Descriptor {
+            name: "cronjob-controller",
+            aliases: &["cronjob"],
+            init: cronjob::init,
+        },
+        Descriptor {
+            name: "node-lifecycle-controller",
+            aliases: &["nodelifecycle"],
+            init: nodelifecycle::init,
+        },
+        Descriptor {
+            name: "taint-eviction-controller",
+            aliases: &[],
+            init: taint_eviction::init,
+        },
+        Descriptor {
+            name: "node-ipam-controller",
+            aliases: &["nodeipam"],
+            init: nodeipam::init,
+        },
+        Descriptor {
+            name: "ttl-after-finished-controller",
+            aliases: &["ttl-after-finished"],
+            init: ttlafterfinished::init,
+        },
+        Descriptor {
+            name: "pod-garbage-collector-controller",
+            aliases: &["podgc"],
+            init: podgc::init,
+        },
+        Descriptor {
+            name: "statefulset-controller",
+            aliases: &["statefulset"],
+            init: statefulset::init,
+        },
+        Descriptor {
+            name: "daemonset-controller",
+            aliases: &["daemonset"],
+            init: daemonset::init,
+        },
+        Descriptor {
+            name: "resourcequota-controller",
+            aliases: &["resourcequota"],
+            init: resourcequota::init,
+        },
     ]
 }
 
@@ -87,6 +197,15 @@ pub fn enabled(d: &Descriptor, flags: &[String]) -> bool {
         }
     }
     flags.iter().any(|f| f == "*")
+}
+
+/// Whether the rest of the configuration lets `d` run (some controllers have their own switch).
+pub fn configured(d: &Descriptor, options: &Options) -> bool {
+    match d.name {
+        "garbage-collector-controller" => options.enable_garbage_collector,
+        "node-ipam-controller" => options.allocate_node_cidrs,
+        _ => true,
+    }
 }
 
 /// Names in `--controllers` that match no controller.
@@ -107,7 +226,10 @@ mod tests {
     #[test]
     fn controllers_flag_semantics() {
         let flags = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
-        let job = all().into_iter().find(|d| d.name == "job-controller").unwrap();
+        let job = all()
+            .into_iter()
+            .find(|d| d.name == "job-controller")
+            .unwrap();
         assert!(enabled(&job, &flags("*")));
         assert!(!enabled(&job, &flags("*,-job")));
         assert!(!enabled(&job, &flags("*,-job-controller")));

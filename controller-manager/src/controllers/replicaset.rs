@@ -127,7 +127,9 @@ impl Controller {
             }
             Change::Updated { old, new } => {
                 let ns = new.namespace().unwrap_or_default();
-                if new.metadata.deletion_timestamp.is_some() && old.metadata.deletion_timestamp.is_none() {
+                if new.metadata.deletion_timestamp.is_some()
+                    && old.metadata.deletion_timestamp.is_none()
+                {
                     self.pod_deleted(new);
                 }
                 let old_ref = self.resolve(&ns, old);
@@ -170,7 +172,9 @@ impl Controller {
 
     fn pod_deleted(&self, pod: &Pod) {
         let ns = pod.namespace().unwrap_or_default();
-        let Some(r) = controller_of(&pod.metadata) else { return };
+        let Some(r) = controller_of(&pod.metadata) else {
+            return;
+        };
         if r.kind != "ReplicaSet" {
             return;
         }
@@ -209,7 +213,9 @@ impl Controller {
                 }
                 Some(_) => {}
                 None if matches && !deleting && pod.metadata.deletion_timestamp.is_none() => {
-                    match pods::adopt(&pod_api, pod.as_ref(), pods::controller_ref(rs.as_ref())).await {
+                    match pods::adopt(&pod_api, pod.as_ref(), pods::controller_ref(rs.as_ref()))
+                        .await
+                    {
                         Ok(adopted) => owned.push(Arc::new(adopted)),
                         Err(e) if pods::is_not_found(&e) || pods::is_conflict(&e) => {}
                         Err(e) => return Err(e.into()),
@@ -218,11 +224,18 @@ impl Controller {
                 None => {}
             }
         }
-        let active: Vec<Arc<Pod>> = owned.iter().filter(|p| pods::is_active(p)).cloned().collect();
+        let active: Vec<Arc<Pod>> = owned
+            .iter()
+            .filter(|p| pods::is_active(p))
+            .cloned()
+            .collect();
 
         let mut failure = None;
         if need_sync && !deleting {
-            failure = self.manage_replicas(k, ns, name, &rs, &active, &pod_api).await.err();
+            failure = self
+                .manage_replicas(k, ns, name, &rs, &active, &pod_api)
+                .await
+                .err();
         }
 
         let now = jiff::Timestamp::now();
@@ -240,7 +253,9 @@ impl Controller {
                     .iter()
                     .filter(|p| {
                         let labels = p.metadata.labels.clone().unwrap_or_default();
-                        template_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+                        template_labels
+                            .iter()
+                            .all(|(k, v)| labels.get(k) == Some(v))
                     })
                     .count() as i32,
             ),
@@ -275,11 +290,18 @@ impl Controller {
         active: &[Arc<Pod>],
         pod_api: &Api<Pod>,
     ) -> Result<(), ControllerError> {
-        let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+        let want = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as usize;
         if active.len() < want {
             let missing = (want - active.len()).min(BURST);
             let Some(template) = rs.spec.as_ref().and_then(|s| s.template.clone()) else {
-                return Err(ControllerError::Invalid("replicaset has no pod template".into()));
+                return Err(ControllerError::Invalid(
+                    "replicaset has no pod template".into(),
+                ));
             };
             self.expectations.expect_creations(k, missing);
             let owner = pods::controller_ref(rs);
@@ -290,17 +312,23 @@ impl Controller {
             let mut batch = 1;
             while created < missing {
                 let n = batch.min(missing - created);
-                let results = futures::future::join_all(
-                    (0..n).map(|_| pod_api.create(&params, &pod)),
-                )
-                .await;
+                let results =
+                    futures::future::join_all((0..n).map(|_| pod_api.create(&params, &pod))).await;
                 let mut error = None;
                 for r in results {
                     match r {
-                        Ok(p) => self.recorder.normal(rs, "SuccessfulCreate", format!("Created pod: {}", p.name_any())),
+                        Ok(p) => self.recorder.normal(
+                            rs,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", p.name_any()),
+                        ),
                         Err(e) => {
                             self.expectations.creation_observed(k);
-                            self.recorder.warning(rs, "FailedCreate", format!("Error creating: {e}"));
+                            self.recorder.warning(
+                                rs,
+                                "FailedCreate",
+                                format!("Error creating: {e}"),
+                            );
                             error = Some(e);
                         }
                     }
@@ -330,11 +358,19 @@ impl Controller {
             .await;
             for (pod, r) in victims.iter().zip(results) {
                 match r {
-                    Ok(_) => self.recorder.normal(rs, "SuccessfulDelete", format!("Deleted pod: {}", pod.name_any())),
-                    Err(e) if pods::is_not_found(&e) => self.expectations.deletion_observed(k, &key_of(pod.as_ref())),
+                    Ok(_) => self.recorder.normal(
+                        rs,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {}", pod.name_any()),
+                    ),
+                    Err(e) if pods::is_not_found(&e) => self
+                        .expectations
+                        .deletion_observed(k, &key_of(pod.as_ref())),
                     Err(e) => {
-                        self.expectations.deletion_observed(k, &key_of(pod.as_ref()));
-                        self.recorder.warning(rs, "FailedDelete", format!("Error deleting: {e}"));
+                        self.expectations
+                            .deletion_observed(k, &key_of(pod.as_ref()));
+                        self.recorder
+                            .warning(rs, "FailedDelete", format!("Error deleting: {e}"));
                         return Err(e.into());
                     }
                 }
@@ -343,11 +379,16 @@ impl Controller {
         Ok(())
     }
 
-    async fn update_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<(), ControllerError> {
+    async fn update_status(
+        &self,
+        rs: &ReplicaSet,
+        status: ReplicaSetStatus,
+    ) -> Result<(), ControllerError> {
         if rs.status.as_ref() == Some(&status) {
             return Ok(());
         }
-        let api: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), &rs.namespace().unwrap_or_default());
+        let api: Api<ReplicaSet> =
+            Api::namespaced(self.ctx.client.clone(), &rs.namespace().unwrap_or_default());
         let mut updated = rs.clone();
         updated.status = Some(status);
         match api
@@ -363,7 +404,10 @@ impl Controller {
 }
 
 /// The ReplicaFailure condition: set while creating or deleting pods fails, cleared after.
-fn failure_condition(rs: &ReplicaSet, failure: Option<&ControllerError>) -> Option<Vec<ReplicaSetCondition>> {
+fn failure_condition(
+    rs: &ReplicaSet,
+    failure: Option<&ControllerError>,
+) -> Option<Vec<ReplicaSetCondition>> {
     let mut conds: Vec<ReplicaSetCondition> = rs
         .status
         .as_ref()

@@ -17,10 +17,11 @@ const KEY: &str = "ca.crt";
 const DESCRIPTION: &str = "CA bundle for verifying the kube-apiserver through in-cluster endpoints such as kubernetes.default.svc; other uses are not guaranteed across distributions.";
 
 pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
-    let ca = ctx
-        .root_ca
-        .clone()
-        .ok_or_else(|| ControllerError::Invalid("no root CA: set --root-ca-file or a kubeconfig certificate authority".into()))?;
+    let ca = ctx.root_ca.clone().ok_or_else(|| {
+        ControllerError::Invalid(
+            "no root CA: set --root-ca-file or a kubeconfig certificate authority".into(),
+        )
+    })?;
     let namespaces = ctx.informers.informer::<Namespace>();
     let configmaps = ctx.informers.informer::<ConfigMap>();
     let queue = ctx.queue::<String>("root_ca_cert_publisher");
@@ -44,8 +45,17 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         configmaps.wait_synced().await;
         queue
             .run_workers(1, move |ns: String| {
-                let (ctx, namespaces, configmaps, ca) = (ctx.clone(), namespaces.clone(), configmaps.clone(), ca.clone());
-                async move { sync(&ctx, &namespaces, &configmaps, &ca, &ns).await.map(|()| None) }
+                let (ctx, namespaces, configmaps, ca) = (
+                    ctx.clone(),
+                    namespaces.clone(),
+                    configmaps.clone(),
+                    ca.clone(),
+                );
+                async move {
+                    sync(&ctx, &namespaces, &configmaps, &ca, &ns)
+                        .await
+                        .map(|()| None)
+                }
             })
             .await;
     }))
@@ -59,7 +69,9 @@ async fn sync(
     ca: &str,
     ns: &str,
 ) -> Result<(), ControllerError> {
-    let Some(namespace) = namespaces.get(ns) else { return Ok(()) };
+    let Some(namespace) = namespaces.get(ns) else {
+        return Ok(());
+    };
     if namespace.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }
@@ -70,7 +82,13 @@ async fn sync(
             let cm = ConfigMap {
                 metadata: ObjectMeta {
                     name: Some(NAME.into()),
-                    annotations: Some([("kubernetes.io/description".to_string(), DESCRIPTION.to_string())].into()),
+                    annotations: Some(
+                        [(
+                            "kubernetes.io/description".to_string(),
+                            DESCRIPTION.to_string(),
+                        )]
+                        .into(),
+                    ),
                     ..Default::default()
                 },
                 data: Some(data),
@@ -82,7 +100,9 @@ async fn sync(
         Some(cm) => {
             let mut cm = (*cm).clone();
             cm.data = Some(data);
-            api.replace(NAME, &PostParams::default(), &cm).await.map(|_| ())
+            api.replace(NAME, &PostParams::default(), &cm)
+                .await
+                .map(|_| ())
         }
     };
     match result {

@@ -39,7 +39,8 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         let workers = ctx.options.concurrent_serviceaccount_token_syncs;
         queue
             .run_workers(workers, move |ns: String| {
-                let (ctx, namespaces, accounts) = (ctx.clone(), namespaces.clone(), accounts.clone());
+                let (ctx, namespaces, accounts) =
+                    (ctx.clone(), namespaces.clone(), accounts.clone());
                 async move { sync(&ctx, &namespaces, &accounts, &ns).await.map(|()| None) }
             })
             .await;
@@ -53,7 +54,9 @@ async fn sync(
     accounts: &component_base::informer::Informer<ServiceAccount>,
     ns: &str,
 ) -> Result<(), ControllerError> {
-    let Some(namespace) = namespaces.get(ns) else { return Ok(()) };
+    let Some(namespace) = namespaces.get(ns) else {
+        return Ok(());
+    };
     if namespace.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }

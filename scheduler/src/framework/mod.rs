@@ -67,7 +67,6 @@ pub enum PreFilterResult {
 pub enum ExtensionPoint {
     PreFilter,
     Filter,
-    PostFilter,
     PreScore,
     Score,
 }

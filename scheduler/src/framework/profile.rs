@@ -14,12 +14,11 @@ use std::{
 use rand::Rng;
 
 use super::{
-    Code, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, PreFilterResult, Snapshot,
-    Status,
+    Code, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, PreFilterResult, Snapshot, Status,
 };
 use crate::{
     config::{ConfigError, PluginSet, Profile as ProfileConfig},
-    explain::{Explanation, NodeVerdict, PluginScore, Rejection},
+    explain::{Explanation, PluginScore, Rejection},
     plugins,
 };
 
@@ -67,12 +66,15 @@ pub enum ScheduleError {
     Internal(String),
 }
 
+/// Plugins enabled at one extension point, with their score weights.
+type Weighted = Vec<(Arc<dyn Plugin>, i64)>;
+
 pub struct Profile {
     pub name: String,
     pre_filter: Vec<Arc<dyn Plugin>>,
     filter: Vec<Arc<dyn Plugin>>,
     pre_score: Vec<Arc<dyn Plugin>>,
-    score: Vec<(Arc<dyn Plugin>, i64)>,
+    score: Weighted,
     pub preemption: bool,
     percentage_of_nodes_to_score: u32,
     next_start_node: AtomicUsize,
@@ -85,7 +87,10 @@ fn disabled(set: &PluginSet, name: &str) -> bool {
 }
 
 impl Profile {
-    pub fn new(cfg: &ProfileConfig, global_percentage: Option<u32>) -> Result<Profile, ConfigError> {
+    pub fn new(
+        cfg: &ProfileConfig,
+        global_percentage: Option<u32>,
+    ) -> Result<Profile, ConfigError> {
         let p = &cfg.plugins;
         // multiPoint: the defaults minus what is disabled, then what is enabled.
         let mut multi: Vec<(String, Option<i64>)> = plugins::DEFAULTS
@@ -108,36 +113,37 @@ impl Profile {
             instances.insert(name.to_string(), i.clone());
             Ok(i)
         };
-        let mut resolve = |point: ExtensionPoint,
-                           set: &PluginSet|
-         -> Result<Vec<(Arc<dyn Plugin>, i64)>, ConfigError> {
-            let mut out: Vec<(Arc<dyn Plugin>, i64)> = Vec::new();
-            for (name, weight) in &multi {
-                if disabled(set, name) {
-                    continue;
-                }
-                if let Some(plugin) = instance(name)? {
-                    if plugin.extension_points().contains(&point) {
-                        out.push((plugin, weight.unwrap_or(1).max(1)));
+        let mut resolve =
+            |point: ExtensionPoint, set: &PluginSet| -> Result<Weighted, ConfigError> {
+                let mut out: Weighted = Vec::new();
+                for (name, weight) in &multi {
+                    if disabled(set, name) {
+                        continue;
+                    }
+                    if let Some(plugin) = instance(name)? {
+                        if plugin.extension_points().contains(&point) {
+                            out.push((plugin, weight.unwrap_or(1).max(1)));
+                        }
                     }
                 }
-            }
-            for e in &set.enabled {
-                let Some(plugin) = instance(&e.name)? else { continue };
-                if !plugin.extension_points().contains(&point) {
-                    return Err(ConfigError::Invalid(format!(
-                        "profile {:?}: plugin {:?} does not extend {point:?}",
-                        cfg.scheduler_name, e.name
-                    )));
+                for e in &set.enabled {
+                    let Some(plugin) = instance(&e.name)? else {
+                        continue;
+                    };
+                    if !plugin.extension_points().contains(&point) {
+                        return Err(ConfigError::Invalid(format!(
+                            "profile {:?}: plugin {:?} does not extend {point:?}",
+                            cfg.scheduler_name, e.name
+                        )));
+                    }
+                    match out.iter_mut().find(|(pl, _)| pl.name() == e.name) {
+                        Some(entry) => entry.1 = e.weight.unwrap_or(entry.1).max(1),
+                        None => out.push((plugin, e.weight.unwrap_or(1).max(1))),
+                    }
                 }
-                match out.iter_mut().find(|(pl, _)| pl.name() == e.name) {
-                    Some(entry) => entry.1 = e.weight.unwrap_or(entry.1).max(1),
-                    None => out.push((plugin, e.weight.unwrap_or(1).max(1))),
-                }
-            }
-            Ok(out)
-        };
-        let only = |v: Vec<(Arc<dyn Plugin>, i64)>| v.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+                Ok(out)
+            };
+        let only = |v: Weighted| v.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
         let pre_filter = only(resolve(ExtensionPoint::PreFilter, &p.pre_filter)?);
         let filter = only(resolve(ExtensionPoint::Filter, &p.filter)?);
         let pre_score = only(resolve(ExtensionPoint::PreScore, &p.pre_score)?);
@@ -145,9 +151,17 @@ impl Profile {
         let preemption = multi
             .iter()
             .any(|(n, _)| n == plugins::DEFAULT_PREEMPTION && !disabled(&p.post_filter, n))
-            || p.post_filter.enabled.iter().any(|e| e.name == plugins::DEFAULT_PREEMPTION);
+            || p.post_filter
+                .enabled
+                .iter()
+                .any(|e| e.name == plugins::DEFAULT_PREEMPTION);
         let mut all: Vec<Arc<dyn Plugin>> = Vec::new();
-        for plugin in pre_filter.iter().chain(&filter).chain(&pre_score).chain(score.iter().map(|(p, _)| p)) {
+        for plugin in pre_filter
+            .iter()
+            .chain(&filter)
+            .chain(&pre_score)
+            .chain(score.iter().map(|(p, _)| p))
+        {
             if !all.iter().any(|a| a.name() == plugin.name()) {
                 all.push(plugin.clone());
             }
@@ -268,13 +282,10 @@ impl Profile {
             Err(rejection) => {
                 diagnosis.unschedulable_plugins.insert(rejection.plugin);
                 for node in &snapshot.nodes {
-                    diagnosis.node_status.insert(node.name.clone(), rejection.clone());
-                    explain.nodes.push(NodeVerdict {
-                        node: node.name.clone(),
-                        rejected: Some(rejection.clone()),
-                        scores: Vec::new(),
-                        total_score: None,
-                    });
+                    diagnosis
+                        .node_status
+                        .insert(node.name.clone(), rejection.clone());
+                    explain.reject(&node.name, &rejection);
                 }
                 explain.evaluated_nodes = all;
                 return Err(ScheduleError::Unschedulable(diagnosis));
@@ -293,12 +304,7 @@ impl Profile {
                 if filter_one(node).is_ok() {
                     explain.evaluated_nodes = 1;
                     explain.feasible_nodes = 1;
-                    explain.nodes.push(NodeVerdict {
-                        node: node.name.clone(),
-                        rejected: None,
-                        scores: Vec::new(),
-                        total_score: None,
-                    });
+                    explain.feasible(&node.name, Vec::new(), None);
                     return Ok(node.name.clone());
                 }
             }
@@ -326,29 +332,20 @@ impl Profile {
                 }
                 Err(rejection) => {
                     diagnosis.unschedulable_plugins.insert(rejection.plugin);
-                    diagnosis.node_status.insert(node.name.clone(), rejection.clone());
-                    explain.nodes.push(NodeVerdict {
-                        node: node.name.clone(),
-                        rejected: Some(rejection),
-                        scores: Vec::new(),
-                        total_score: None,
-                    });
+                    explain.reject(&node.name, &rejection);
+                    diagnosis.node_status.insert(node.name.clone(), rejection);
                 }
             }
         }
-        self.next_start_node.store((start + evaluated) % all, Ordering::Relaxed);
+        self.next_start_node
+            .store((start + evaluated) % all, Ordering::Relaxed);
         explain.evaluated_nodes = evaluated;
         explain.feasible_nodes = feasible.len();
         if feasible.is_empty() {
             return Err(ScheduleError::Unschedulable(diagnosis));
         }
         if feasible.len() == 1 {
-            explain.nodes.push(NodeVerdict {
-                node: feasible[0].name.clone(),
-                rejected: None,
-                scores: Vec::new(),
-                total_score: None,
-            });
+            explain.feasible(&feasible[0].name, Vec::new(), None);
             return Ok(feasible[0].name.clone());
         }
         let totals = self
@@ -397,12 +394,7 @@ impl Profile {
             }
         }
         for ((node, scores), total) in feasible.iter().zip(per_node).zip(&totals) {
-            explain.nodes.push(NodeVerdict {
-                node: node.name.clone(),
-                rejected: None,
-                scores,
-                total_score: Some(*total),
-            });
+            explain.feasible(&node.name, scores, Some(*total));
         }
         Ok(totals)
     }
@@ -451,12 +443,21 @@ mod tests {
             scheduler_name: "custom".into(),
             plugins: Plugins {
                 score: PluginSet {
-                    enabled: vec![PluginRef { name: "NodeAffinity".into(), weight: Some(7) }],
-                    disabled: vec![PluginRef { name: "ImageLocality".into(), weight: None }],
+                    enabled: vec![PluginRef {
+                        name: "NodeAffinity".into(),
+                        weight: Some(7),
+                    }],
+                    disabled: vec![PluginRef {
+                        name: "ImageLocality".into(),
+                        weight: None,
+                    }],
                 },
                 post_filter: PluginSet {
                     enabled: vec![],
-                    disabled: vec![PluginRef { name: "*".into(), weight: None }],
+                    disabled: vec![PluginRef {
+                        name: "*".into(),
+                        weight: None,
+                    }],
                 },
                 ..Default::default()
             },
@@ -485,10 +486,23 @@ mod tests {
             num_all_nodes: 5,
             ..Default::default()
         };
-        for (i, reason) in ["Insufficient cpu", "Insufficient cpu", "node(s) had untolerated taint {a: b}", "node(s) had untolerated taint {a: b}", "node(s) had untolerated taint {a: b}"].iter().enumerate() {
+        for (i, reason) in [
+            "Insufficient cpu",
+            "Insufficient cpu",
+            "node(s) had untolerated taint {a: b}",
+            "node(s) had untolerated taint {a: b}",
+            "node(s) had untolerated taint {a: b}",
+        ]
+        .iter()
+        .enumerate()
+        {
             d.node_status.insert(
                 Arc::from(format!("n{i}").as_str()),
-                Rejection { plugin: "x", code: Code::Unschedulable, reasons: vec![reason.to_string()] },
+                Rejection {
+                    plugin: "x",
+                    code: Code::Unschedulable,
+                    reasons: vec![reason.to_string()],
+                },
             );
         }
         assert_eq!(

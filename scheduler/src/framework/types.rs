@@ -2,7 +2,7 @@
 //! with the aggregate of the pods on them (`NodeInfo`), and the per-cycle `Snapshot`.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     sync::Arc,
 };
 
@@ -114,7 +114,11 @@ impl PodInfo {
             for p in c.ports.iter().flatten() {
                 if let Some(port) = p.host_port.filter(|p| *p > 0) {
                     host_ports.push(HostPort {
-                        ip: p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+                        ip: p
+                            .host_ip
+                            .clone()
+                            .filter(|ip| !ip.is_empty())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
                         protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
                         port,
                     });
@@ -131,16 +135,28 @@ impl PodInfo {
                 .map(|t| AffinityTerm::new(&namespace, t, 1))
                 .collect()
         };
-        let required_affinity = required(pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()));
-        let required_anti_affinity = required(paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()));
+        let required_affinity = required(pa.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let required_anti_affinity = required(paa.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
         let preferred_affinity = pa
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .map(|w| AffinityTerm::new(&namespace, &w.pod_affinity_term, w.weight.into()))
             .collect();
         let preferred_anti_affinity = paa
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .map(|w| AffinityTerm::new(&namespace, &w.pod_affinity_term, w.weight.into()))
@@ -163,7 +179,13 @@ impl PodInfo {
             preferred_affinity,
             preferred_anti_affinity,
             images: spec
-                .map(|s| s.containers.iter().filter_map(|c| c.image.as_deref()).map(normalized_image).collect())
+                .map(|s| {
+                    s.containers
+                        .iter()
+                        .filter_map(|c| c.image.as_deref())
+                        .map(normalized_image)
+                        .collect()
+                })
                 .unwrap_or_default(),
             namespace,
             name,
@@ -187,11 +209,19 @@ impl PodInfo {
     }
 
     pub fn node_name(&self) -> Option<&str> {
-        self.pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty())
     }
 
     pub fn nominated_node(&self) -> Option<&str> {
-        self.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty())
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|n| !n.is_empty())
     }
 
     pub fn is_terminating(&self) -> bool {
@@ -211,7 +241,9 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     }
     match toleration.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
-        "Equal" | "" => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "Equal" | "" => {
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         _ => false,
     }
 }
@@ -248,7 +280,8 @@ impl NodeInfo {
         self.images.clear();
         for image in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
             for name in image.names.iter().flatten() {
-                self.images.insert(normalized_image(name), image.size_bytes.unwrap_or(0));
+                self.images
+                    .insert(normalized_image(name), image.size_bytes.unwrap_or(0));
             }
         }
         self.node = Some(node);
@@ -294,11 +327,4 @@ pub struct Snapshot {
     pub image_nodes: Arc<HashMap<String, usize>>,
     /// Indices of nodes with pods that have (anti-)affinity terms.
     pub nodes_with_affinity_pods: Arc<Vec<usize>>,
-}
-
-impl Snapshot {
-    /// Node labels by node name, for plugins that reason about topology domains.
-    pub fn node_labels(&self, index: usize) -> &BTreeMap<String, String> {
-        &self.nodes[index].labels
-    }
 }

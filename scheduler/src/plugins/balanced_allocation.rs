@@ -4,8 +4,8 @@
 use crate::{
     config::{BalancedAllocationArgs, ResourceSpec},
     framework::{
-        CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Snapshot, Status, MAX_NODE_SCORE,
-        NODE_AND_POD_DELETE_EVENTS, ClusterEvent,
+        ClusterEvent, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Snapshot, Status,
+        MAX_NODE_SCORE, NODE_AND_POD_DELETE_EVENTS,
     },
 };
 
@@ -69,5 +69,44 @@ impl Plugin for BalancedAllocation {
             }
         };
         Ok(((1.0 - std) * MAX_NODE_SCORE as f64) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn pod(cpu: &str, memory: &str) -> Arc<PodInfo> {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "d"},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
+        }))
+        .unwrap();
+        Arc::new(PodInfo::new(Arc::new(p)))
+    }
+
+    #[test]
+    fn balanced_node_scores_higher() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}
+        }))
+        .unwrap();
+        let mut skewed = NodeInfo::new("skewed");
+        skewed.set_node(Arc::new(node.clone()));
+        skewed.add_pod(pod("3", "0"));
+        let mut even = NodeInfo::new("even");
+        even.set_node(Arc::new(node));
+        even.add_pod(pod("1", "1Gi"));
+        let plugin = BalancedAllocation::new(BalancedAllocationArgs::default());
+        let incoming = pod("1", "1Gi");
+        let state = CycleState::default();
+        let s = plugin.score(&state, &incoming, &skewed).unwrap();
+        let e = plugin.score(&state, &incoming, &even).unwrap();
+        // skewed: cpu 100%, memory 25% -> std 0.375; even: 50%/50% -> 0.
+        assert_eq!((s, e), (62, 100));
     }
 }

@@ -5,8 +5,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use crate::framework::{
-    types::AffinityTerm, ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin,
-    PodInfo, PreFilterResult, Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
+    types::AffinityTerm, ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo,
+    PreFilterResult, Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
 };
 
 pub const NAME: &str = "InterPodAffinity";
@@ -34,7 +34,9 @@ pub struct InterPodAffinity;
 
 fn add_for_term(counts: &mut TopologyCounts, term: &AffinityTerm, node: &NodeInfo, delta: i64) {
     if let Some(value) = node.labels.get(&term.topology_key) {
-        *counts.entry((term.topology_key.clone(), value.clone())).or_insert(0) += delta;
+        *counts
+            .entry((term.topology_key.clone(), value.clone()))
+            .or_insert(0) += delta;
     }
 }
 
@@ -112,7 +114,9 @@ impl Plugin for InterPodAffinity {
         };
         if !s.existing_anti_affinity.is_empty()
             && node.labels.iter().any(|(k, v)| {
-                s.existing_anti_affinity.get(&(k.clone(), v.clone())).is_some_and(|c| *c > 0)
+                s.existing_anti_affinity
+                    .get(&(k.clone(), v.clone()))
+                    .is_some_and(|c| *c > 0)
             })
         {
             return Err(Status::unschedulable(EXISTING_ANTI_AFFINITY));
@@ -130,9 +134,10 @@ impl Plugin for InterPodAffinity {
             });
             // The first pod of a group that selects itself may go anywhere with the keys.
             let first_of_group = s.affinity.is_empty()
-                && pod.required_affinity.iter().all(|t| {
-                    t.matches(pod) && node.labels.contains_key(&t.topology_key)
-                });
+                && pod
+                    .required_affinity
+                    .iter()
+                    .all(|t| t.matches(pod) && node.labels.contains_key(&t.topology_key));
             if !satisfied && !first_of_group {
                 return Err(Status {
                     code: Code::UnschedulableAndUnresolvable,
@@ -150,7 +155,8 @@ impl Plugin for InterPodAffinity {
         _: &[Arc<NodeInfo>],
         snapshot: &Snapshot,
     ) -> Result<bool, Status> {
-        let has_preferred = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        let has_preferred =
+            !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
         if !has_preferred && snapshot.nodes_with_affinity_pods.is_empty() {
             return Ok(false);
         }
@@ -198,9 +204,12 @@ impl Plugin for InterPodAffinity {
         if scores.is_empty() {
             return Ok(false);
         }
-        state.write(NAME, ScoreState {
-            topology_scores: scores,
-        });
+        state.write(
+            NAME,
+            ScoreState {
+                topology_scores: scores,
+            },
+        );
         Ok(true)
     }
 
@@ -220,7 +229,11 @@ impl Plugin for InterPodAffinity {
         let min = scores.iter().copied().min().unwrap_or(0);
         let diff = max - min;
         for s in scores.iter_mut() {
-            *s = if diff > 0 { MAX_NODE_SCORE * (*s - min) / diff } else { 0 };
+            *s = if diff > 0 {
+                MAX_NODE_SCORE * (*s - min) / diff
+            } else {
+                0
+            };
         }
     }
 }

@@ -71,7 +71,9 @@ pub fn build(name: &str, profile: &Profile) -> Result<Option<Arc<dyn Plugin>>, C
         volume_restrictions::NAME => Arc::new(volume_restrictions::VolumeRestrictions),
         pod_topology_spread::NAME => Arc::new(pod_topology_spread::PodTopologySpread),
         inter_pod_affinity::NAME => Arc::new(inter_pod_affinity::InterPodAffinity),
-        balanced_allocation::NAME => Arc::new(balanced_allocation::BalancedAllocation::new(profile.args(name)?)),
+        balanced_allocation::NAME => Arc::new(balanced_allocation::BalancedAllocation::new(
+            profile.args(name)?,
+        )),
         image_locality::NAME => Arc::new(image_locality::ImageLocality),
         other if BUILT_IN.contains(&other) => return Ok(None),
         other => {

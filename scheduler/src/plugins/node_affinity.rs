@@ -2,9 +2,7 @@
 //! add their weights to the score.
 
 use crate::{
-    framework::{
-        default_normalize, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Status,
-    },
+    framework::{default_normalize, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Status},
     selectors::node_selector_term_matches,
 };
 
@@ -37,8 +35,10 @@ impl Plugin for NodeAffinity {
                 return Err(Status::unresolvable(REASON));
             }
         }
-        let required = node_affinity(pod)
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+        let required = node_affinity(pod).and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
         if let (Some(required), Some(n)) = (required, node.node.as_deref()) {
             if !required
                 .node_selector_terms
@@ -56,7 +56,10 @@ impl Plugin for NodeAffinity {
             return Ok(0);
         };
         Ok(node_affinity(pod)
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .filter(|p| p.weight != 0 && node_selector_term_matches(&p.preference, n))

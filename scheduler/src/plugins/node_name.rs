@@ -1,6 +1,6 @@
 //! NodeName: a pod that already names a node fits only that node.
 
-use crate::framework::{ExtensionPoint, NodeInfo, Plugin, PodInfo, Status, CycleState};
+use crate::framework::{CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeName";
 const REASON: &str = "node(s) didn't match the requested node name";

@@ -1,7 +1,7 @@
 //! NodePorts: a pod's `hostPort`s must be free on the node.
 
 use crate::framework::{
-    CycleState, ClusterEvent, ExtensionPoint, NodeInfo, Plugin, PodInfo, Status,
+    ClusterEvent, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Status,
 };
 
 pub const NAME: &str = "NodePorts";

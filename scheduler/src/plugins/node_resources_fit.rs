@@ -39,11 +39,17 @@ impl NodeResourcesFit {
             "RequestedToCapacityRatio" => {
                 let shape = &s.requested_to_capacity_ratio.shape;
                 if shape.is_empty() {
-                    return Err("scoringStrategy.requestedToCapacityRatio.shape: Required value".into());
+                    return Err(
+                        "scoringStrategy.requestedToCapacityRatio.shape: Required value".into(),
+                    );
                 }
                 Strategy::RequestedToCapacityRatio(scaled_shape(shape))
             }
-            other => return Err(format!("scoringStrategy.type: Unsupported value: {other:?}")),
+            other => {
+                return Err(format!(
+                    "scoringStrategy.type: Unsupported value: {other:?}"
+                ))
+            }
         };
         let resources = if s.resources.is_empty() {
             crate::config::default_resources()
@@ -153,7 +159,9 @@ impl Plugin for NodeResourcesFit {
                         (allocatable - requested) * MAX_NODE_SCORE / allocatable
                     }
                 }
-                Strategy::MostAllocated => requested.min(allocatable) * MAX_NODE_SCORE / allocatable,
+                Strategy::MostAllocated => {
+                    requested.min(allocatable) * MAX_NODE_SCORE / allocatable
+                }
                 Strategy::RequestedToCapacityRatio(shape) => {
                     interpolate(shape, requested.min(allocatable) * 100 / allocatable)
                 }

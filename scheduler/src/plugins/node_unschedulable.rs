@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::core::v1::Taint;
 
-use crate::framework::{types::tolerates, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Status};
+use crate::framework::{
+    types::tolerates, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, Status,
+};
 
 pub const NAME: &str = "NodeUnschedulable";
 const REASON: &str = "node(s) were unschedulable";

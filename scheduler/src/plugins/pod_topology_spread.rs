@@ -11,15 +11,16 @@ use k8s_openapi::{
 
 use crate::{
     framework::{
-        ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo,
-        PreFilterResult, Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
+        ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, PreFilterResult,
+        Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
     },
     selectors::{label_selector_matches, node_selector_term_matches},
 };
 
 pub const NAME: &str = "PodTopologySpread";
 const SKEW: &str = "node(s) didn't match pod topology spread constraints";
-const MISSING_LABEL: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
+const MISSING_LABEL: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
 const HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// A constraint with its selector completed by `matchLabelKeys`.
@@ -43,11 +44,14 @@ fn constraints(pod: &PodInfo, action: &str) -> Vec<Constraint> {
             let mut selector = c.label_selector.clone().unwrap_or_default();
             for key in c.match_label_keys.iter().flatten() {
                 if let Some(value) = pod.labels.get(key) {
-                    selector.match_expressions.get_or_insert_with(Vec::new).push(LabelSelectorRequirement {
-                        key: key.clone(),
-                        operator: "In".into(),
-                        values: Some(vec![value.clone()]),
-                    });
+                    selector
+                        .match_expressions
+                        .get_or_insert_with(Vec::new)
+                        .push(LabelSelectorRequirement {
+                            key: key.clone(),
+                            operator: "In".into(),
+                            values: Some(vec![value.clone()]),
+                        });
                 }
             }
             Constraint {
@@ -72,9 +76,15 @@ fn honors_node_affinity(pod: &PodInfo, node: &NodeInfo) -> bool {
     let required = spec
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match (required, node.node.as_deref()) {
-        (Some(r), Some(n)) => r.node_selector_terms.iter().any(|t| node_selector_term_matches(t, n)),
+        (Some(r), Some(n)) => r
+            .node_selector_terms
+            .iter()
+            .any(|t| node_selector_term_matches(t, n)),
         _ => true,
     }
 }
@@ -82,7 +92,11 @@ fn honors_node_affinity(pod: &PodInfo, node: &NodeInfo) -> bool {
 fn count_matching(node: &NodeInfo, pod: &PodInfo, selector: &LabelSelector) -> i64 {
     node.pods
         .iter()
-        .filter(|p| p.namespace == pod.namespace && !p.is_terminating() && label_selector_matches(selector, &p.labels))
+        .filter(|p| {
+            p.namespace == pod.namespace
+                && !p.is_terminating()
+                && label_selector_matches(selector, &p.labels)
+        })
         .count() as i64
 }
 
@@ -155,11 +169,14 @@ impl Plugin for PodTopologySpread {
                 }
             })
             .collect();
-        state.write(NAME, FilterState {
-            constraints: cs,
-            counts,
-            min,
-        });
+        state.write(
+            NAME,
+            FilterState {
+                constraints: cs,
+                counts,
+                min,
+            },
+        );
         Ok(PreFilterResult::Continue)
     }
 
@@ -216,12 +233,18 @@ impl Plugin for PodTopologySpread {
                 *counts[i].entry(value).or_insert(0) += count_matching(node, pod, &c.selector);
             }
         }
-        let weights = domains.iter().map(|d| ((d.len() + 2) as f64).ln()).collect();
-        state.write(NAME, ScoreState {
-            constraints: cs,
-            counts,
-            weights,
-        });
+        let weights = domains
+            .iter()
+            .map(|d| ((d.len() + 2) as f64).ln())
+            .collect();
+        state.write(
+            NAME,
+            ScoreState {
+                constraints: cs,
+                counts,
+                weights,
+            },
+        );
         Ok(true)
     }
 

@@ -38,7 +38,12 @@ impl Plugin for TaintToleration {
         let prefer: Vec<_> = pod
             .tolerations
             .iter()
-            .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+            .filter(|t| {
+                matches!(
+                    t.effect.as_deref(),
+                    None | Some("") | Some("PreferNoSchedule")
+                )
+            })
             .collect();
         let count = node
             .taints()

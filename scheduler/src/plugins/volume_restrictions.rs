@@ -4,8 +4,8 @@
 use k8s_openapi::api::core::v1::Volume;
 
 use crate::framework::{
-    ClusterEvent, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, PreFilterResult,
-    Snapshot, Status, NODE_AND_POD_DELETE_EVENTS,
+    ClusterEvent, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, PreFilterResult, Snapshot,
+    Status, NODE_AND_POD_DELETE_EVENTS,
 };
 
 pub const NAME: &str = "VolumeRestrictions";
@@ -62,7 +62,12 @@ impl Plugin for VolumeRestrictions {
         NODE_AND_POD_DELETE_EVENTS
     }
 
-    fn pre_filter(&self, _: &mut CycleState, pod: &PodInfo, _: &Snapshot) -> Result<PreFilterResult, Status> {
+    fn pre_filter(
+        &self,
+        _: &mut CycleState,
+        pod: &PodInfo,
+        _: &Snapshot,
+    ) -> Result<PreFilterResult, Status> {
         Ok(if volumes(pod).iter().any(has_disk) {
             PreFilterResult::Continue
         } else {

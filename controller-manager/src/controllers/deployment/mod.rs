@@ -67,7 +67,9 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         let Some(c) = weak.upgrade() else { return };
         if let Change::Deleted(pod) = change {
             let ns = pod.namespace().unwrap_or_default();
-            let Some(r) = controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet") else { return };
+            let Some(r) = controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet") else {
+                return;
+            };
             if let Some(rs) = c.sets.get(&key(Some(&ns), &r.name)) {
                 if let Some(d) = c.owner_of(&rs) {
                     if util::is_recreate(&d) {
@@ -95,7 +97,9 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
 impl Controller {
     fn owner_of(&self, rs: &ReplicaSet) -> Option<Arc<Deployment>> {
         let r = controller_of(&rs.metadata).filter(|r| r.kind == "Deployment")?;
-        let d = self.deployments.get(&key(rs.metadata.namespace.as_deref(), &r.name))?;
+        let d = self
+            .deployments
+            .get(&key(rs.metadata.namespace.as_deref(), &r.name))?;
         (d.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(d)
     }
 
@@ -108,7 +112,9 @@ impl Controller {
         }
         let ns = rs.namespace().unwrap_or_default();
         for d in self.deployments.list_in(&ns) {
-            let sel = selector::from_api(d.spec.as_ref().map(|s| &s.selector)).ok().flatten();
+            let sel = selector::from_api(d.spec.as_ref().map(|s| &s.selector))
+                .ok()
+                .flatten();
             if sel.is_some_and(|s| selector::matches(&s, rs.metadata.labels.as_ref())) {
                 self.queue.add(key_of(d.as_ref()));
             }
@@ -151,14 +157,26 @@ impl Controller {
 
     #[tracing::instrument(skip(self), fields(deployment = %k))]
     async fn sync(&self, k: &str) -> Result<Option<Duration>, ControllerError> {
-        let Some(d) = self.deployments.get(k) else { return Ok(None) };
+        let Some(d) = self.deployments.get(k) else {
+            return Ok(None);
+        };
         let d = (*d).clone();
-        let empty_selector = d
-            .spec
-            .as_ref()
-            .is_none_or(|s| s.selector.match_labels.as_ref().is_none_or(|m| m.is_empty()) && s.selector.match_expressions.as_ref().is_none_or(|e| e.is_empty()));
+        let empty_selector = d.spec.as_ref().is_none_or(|s| {
+            s.selector
+                .match_labels
+                .as_ref()
+                .is_none_or(|m| m.is_empty())
+                && s.selector
+                    .match_expressions
+                    .as_ref()
+                    .is_none_or(|e| e.is_empty())
+        });
         if empty_selector {
-            self.recorder.warning(&d, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.".into());
+            self.recorder.warning(
+                &d,
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.".into(),
+            );
             return Ok(None);
         }
         let sets = self.claim(&d).await?;

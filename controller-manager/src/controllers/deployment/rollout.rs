@@ -46,14 +46,23 @@ impl<'a> Rollout<'a> {
     }
 
     fn template(&self) -> k8s_openapi::api::core::v1::PodTemplateSpec {
-        self.d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default()
+        self.d
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default()
     }
 
     /// The ReplicaSet running the current template (the oldest, if several) and the others.
     pub fn split(&self) -> (Option<Arc<ReplicaSet>>, Vec<Arc<ReplicaSet>>) {
         let template = self.template();
         let mut sorted = self.sets.clone();
-        sorted.sort_by_key(|rs| (rs.metadata.creation_timestamp.as_ref().map(|t| t.0), rs.name_any()));
+        sorted.sort_by_key(|rs| {
+            (
+                rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                rs.name_any(),
+            )
+        });
         let new = sorted
             .iter()
             .find(|rs| {
@@ -65,7 +74,10 @@ impl<'a> Rollout<'a> {
             .cloned();
         let old = sorted
             .into_iter()
-            .filter(|rs| new.as_ref().is_none_or(|n| n.metadata.uid != rs.metadata.uid))
+            .filter(|rs| {
+                new.as_ref()
+                    .is_none_or(|n| n.metadata.uid != rs.metadata.uid)
+            })
             .collect();
         (new, old)
     }
@@ -77,7 +89,11 @@ impl<'a> Rollout<'a> {
         self.sets
             .iter()
             .filter(|rs| util::spec_replicas(rs) > 0)
-            .any(|rs| rs.annotations().get(util::DESIRED_REPLICAS).is_some_and(|v| *v != want))
+            .any(|rs| {
+                rs.annotations()
+                    .get(util::DESIRED_REPLICAS)
+                    .is_some_and(|v| *v != want)
+            })
     }
 
     fn replace_set(&mut self, rs: ReplicaSet) -> Arc<ReplicaSet> {
@@ -89,22 +105,35 @@ impl<'a> Rollout<'a> {
 
     /// Finds the new ReplicaSet (bringing its revision up to date) or, when `create`, creates
     /// it; records the new revision on the deployment.
-    pub async fn get_all(&mut self, create: bool) -> Result<(Option<Arc<ReplicaSet>>, Vec<Arc<ReplicaSet>>), ControllerError> {
+    pub async fn get_all(
+        &mut self,
+        create: bool,
+    ) -> Result<(Option<Arc<ReplicaSet>>, Vec<Arc<ReplicaSet>>), ControllerError> {
         let (existing, old) = self.split();
-        let max_old = old.iter().map(|rs| util::rs_revision(rs)).max().unwrap_or(0);
+        let max_old = old
+            .iter()
+            .map(|rs| util::rs_revision(rs))
+            .max()
+            .unwrap_or(0);
         let new_revision = max_old + 1;
         let new = match existing {
             Some(rs) => {
-                let annotations = util::rs_annotations(&self.d, rs.metadata.annotations.as_ref(), new_revision);
+                let annotations =
+                    util::rs_annotations(&self.d, rs.metadata.annotations.as_ref(), new_revision);
                 let min_ready = self.d.spec.as_ref().and_then(|s| s.min_ready_seconds);
                 let rs_min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
-                if rs.metadata.annotations.as_ref() != Some(&annotations) || min_ready != rs_min_ready {
+                if rs.metadata.annotations.as_ref() != Some(&annotations)
+                    || min_ready != rs_min_ready
+                {
                     let mut updated = (*rs).clone();
                     updated.metadata.annotations = Some(annotations);
                     if let Some(spec) = updated.spec.as_mut() {
                         spec.min_ready_seconds = min_ready;
                     }
-                    let updated = self.rs_api.replace(&rs.name_any(), &PostParams::default(), &updated).await?;
+                    let updated = self
+                        .rs_api
+                        .replace(&rs.name_any(), &PostParams::default(), &updated)
+                        .await?;
                     Some(self.replace_set(updated))
                 } else {
                     Some(rs)
@@ -129,21 +158,29 @@ impl<'a> Rollout<'a> {
             .annotations
             .get_or_insert_with(Default::default)
             .insert(util::REVISION.into(), revision.to_string());
-        self.d = self.d_api.replace(&d.name_any(), &PostParams::default(), &d).await?;
+        self.d = self
+            .d_api
+            .replace(&d.name_any(), &PostParams::default(), &d)
+            .await?;
         Ok(())
     }
 
     async fn create_new(&mut self, revision: i64) -> Result<Arc<ReplicaSet>, ControllerError> {
         let collisions = self.d.status.as_ref().and_then(|s| s.collision_count);
         let mut template = self.template();
-        let hash = util::template_hash(&template, collisions);
+        let hash = pods::template_hash(&template, collisions);
         template
             .metadata
             .get_or_insert_with(Default::default)
             .labels
             .get_or_insert_with(Default::default)
             .insert(util::HASH_LABEL.into(), hash.clone());
-        let mut selector = self.d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let mut selector = self
+            .d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         selector
             .match_labels
             .get_or_insert_with(Default::default)
@@ -170,7 +207,11 @@ impl<'a> Rollout<'a> {
         match self.rs_api.create(&PostParams::default(), &rs).await {
             Ok(created) => {
                 if replicas > 0 {
-                    self.c.recorder.normal(&self.d, "ScalingReplicaSet", format!("Scaled up replica set {name} from 0 to {replicas}"));
+                    self.c.recorder.normal(
+                        &self.d,
+                        "ScalingReplicaSet",
+                        format!("Scaled up replica set {name} from 0 to {replicas}"),
+                    );
                 }
                 self.created = Some(name);
                 Ok(self.replace_set(created))
@@ -178,7 +219,8 @@ impl<'a> Rollout<'a> {
             Err(e) if pods::is_conflict(&e) => {
                 // The name is taken: ours with the same template (a stale cache), or a hash collision.
                 let existing = self.rs_api.get(&name).await?;
-                let ours = controller_of(&existing.metadata).is_some_and(|r| Some(&r.uid) == self.d.metadata.uid.as_ref());
+                let ours = controller_of(&existing.metadata)
+                    .is_some_and(|r| Some(&r.uid) == self.d.metadata.uid.as_ref());
                 let same = existing
                     .spec
                     .as_ref()
@@ -190,8 +232,12 @@ impl<'a> Rollout<'a> {
                 let mut d = self.d.clone();
                 let status = d.status.get_or_insert_with(Default::default);
                 status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
-                self.d_api.replace_status(&d.name_any(), &PostParams::default(), &d).await?;
-                Err(ControllerError::Invalid(format!("hash collision for replica set {name}; retrying with a new collision count")))
+                self.d_api
+                    .replace_status(&d.name_any(), &PostParams::default(), &d)
+                    .await?;
+                Err(ControllerError::Invalid(format!(
+                    "hash collision for replica set {name}; retrying with a new collision count"
+                )))
             }
             Err(e) => Err(e.into()),
         }
@@ -213,14 +259,27 @@ impl<'a> Rollout<'a> {
         if let Some(spec) = updated.spec.as_mut() {
             spec.replicas = Some(to);
         }
-        let a = updated.metadata.annotations.get_or_insert_with(Default::default);
+        let a = updated
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
         a.insert(util::DESIRED_REPLICAS.into(), want_desired);
         a.insert(util::MAX_REPLICAS.into(), want_max);
-        let updated = self.rs_api.replace(&rs.name_any(), &PostParams::default(), &updated).await?;
+        let updated = self
+            .rs_api
+            .replace(&rs.name_any(), &PostParams::default(), &updated)
+            .await?;
         self.replace_set(updated);
         if from != to {
             let dir = if to > from { "up" } else { "down" };
-            self.c.recorder.normal(&self.d, "ScalingReplicaSet", format!("Scaled {dir} replica set {} from {from} to {to}", rs.name_any()));
+            self.c.recorder.normal(
+                &self.d,
+                "ScalingReplicaSet",
+                format!(
+                    "Scaled {dir} replica set {} from {from} to {to}",
+                    rs.name_any()
+                ),
+            );
         }
         Ok(from != to)
     }
@@ -229,10 +288,16 @@ impl<'a> Rollout<'a> {
     /// `replicas - maxUnavailable` pods available.
     pub async fn rollout_rolling(&mut self) -> Result<Option<Duration>, ControllerError> {
         let (new, old) = self.get_all(true).await?;
-        let Some(new) = new else { return self.sync_rollout_status().await };
+        let Some(new) = new else {
+            return self.sync_rollout_status().await;
+        };
         let want = util::replicas(&self.d);
         let current = util::spec_replicas(&new);
-        let target = if current > want { want } else { util::new_rs_replicas(&self.d, &self.sets, current) };
+        let target = if current > want {
+            want
+        } else {
+            util::new_rs_replicas(&self.d, &self.sets, current)
+        };
         if self.scale(&new, target).await? && target != current {
             return self.sync_rollout_status().await;
         }
@@ -253,7 +318,9 @@ impl<'a> Rollout<'a> {
         let (new, _) = self.split();
         let all_pods = util::total_spec(&self.sets);
         let min_available = util::replicas(&self.d) - util::max_unavailable(&self.d);
-        let new_unavailable = new.as_ref().map_or(0, |n| util::spec_replicas(n) - util::available(n));
+        let new_unavailable = new
+            .as_ref()
+            .map_or(0, |n| util::spec_replicas(n) - util::available(n));
         let max_scaled_down = all_pods - min_available - new_unavailable;
         if max_scaled_down <= 0 {
             return Ok(false);
@@ -282,7 +349,12 @@ impl<'a> Rollout<'a> {
             if budget <= 0 {
                 break;
             }
-            let current = self.sets.iter().find(|s| s.metadata.uid == rs.metadata.uid).cloned().unwrap_or_else(|| rs.clone());
+            let current = self
+                .sets
+                .iter()
+                .find(|s| s.metadata.uid == rs.metadata.uid)
+                .cloned()
+                .unwrap_or_else(|| rs.clone());
             let replicas = util::spec_replicas(&current);
             if replicas == 0 {
                 continue;
@@ -306,13 +378,21 @@ impl<'a> Rollout<'a> {
         if scaled {
             return self.sync_rollout_status().await;
         }
-        let old_uids: Vec<String> = old.iter().filter_map(|rs| rs.metadata.uid.clone()).collect();
+        let old_uids: Vec<String> = old
+            .iter()
+            .filter_map(|rs| rs.metadata.uid.clone())
+            .collect();
         let old_running = self
             .c
             .pods
             .list_in(&self.d.namespace().unwrap_or_default())
             .iter()
-            .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
+            .filter(|p| {
+                !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
             .any(|p| controller_of(&p.metadata).is_some_and(|r| old_uids.contains(&r.uid)));
         if old_running {
             return self.sync_rollout_status().await;
@@ -332,12 +412,20 @@ impl<'a> Rollout<'a> {
     pub async fn sync_scale(&mut self) -> Result<Option<Duration>, ControllerError> {
         let (new, old) = self.get_all(false).await?;
         let want = util::replicas(&self.d);
-        let mut active: Vec<Arc<ReplicaSet>> = self.sets.iter().filter(|rs| util::spec_replicas(rs) > 0).cloned().collect();
+        let mut active: Vec<Arc<ReplicaSet>> = self
+            .sets
+            .iter()
+            .filter(|rs| util::spec_replicas(rs) > 0)
+            .cloned()
+            .collect();
         if active.len() <= 1 {
             if let Some(only) = active.first().cloned().or(new.clone()) {
                 self.scale(&only, want).await?;
             }
-        } else if new.as_ref().is_some_and(|n| util::spec_replicas(n) == want && util::available(n) >= want) {
+        } else if new
+            .as_ref()
+            .is_some_and(|n| util::spec_replicas(n) == want && util::available(n) >= want)
+        {
             // The new ReplicaSet is saturated: the old ones are no longer needed.
             for rs in old.iter().filter(|rs| util::spec_replicas(rs) > 0) {
                 self.scale(rs, 0).await?;
@@ -351,12 +439,20 @@ impl<'a> Rollout<'a> {
                 active.sort_by(|a, b| {
                     util::spec_replicas(b)
                         .cmp(&util::spec_replicas(a))
-                        .then_with(|| b.metadata.creation_timestamp.as_ref().map(|t| t.0).cmp(&a.metadata.creation_timestamp.as_ref().map(|t| t.0)))
+                        .then_with(|| {
+                            b.metadata
+                                .creation_timestamp
+                                .as_ref()
+                                .map(|t| t.0)
+                                .cmp(&a.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                        })
                 });
                 let mut targets: Vec<i32> = active
                     .iter()
                     .map(|rs| {
-                        let share = (util::spec_replicas(rs) as f64 * delta as f64 / total.max(1) as f64).trunc() as i32;
+                        let share = (util::spec_replicas(rs) as f64 * delta as f64
+                            / total.max(1) as f64)
+                            .trunc() as i32;
                         util::spec_replicas(rs) + share
                     })
                     .collect();
@@ -377,12 +473,21 @@ impl<'a> Rollout<'a> {
 
     /// Deletes the oldest fully scaled-down ReplicaSets beyond `revisionHistoryLimit`.
     pub async fn cleanup(&mut self) -> Result<(), ControllerError> {
-        let limit = self.d.spec.as_ref().and_then(|s| s.revision_history_limit).unwrap_or(10).max(0) as usize;
+        let limit = self
+            .d
+            .spec
+            .as_ref()
+            .and_then(|s| s.revision_history_limit)
+            .unwrap_or(10)
+            .max(0) as usize;
         let (new, _) = self.split();
         let mut dead: Vec<Arc<ReplicaSet>> = self
             .sets
             .iter()
-            .filter(|rs| new.as_ref().is_none_or(|n| n.metadata.uid != rs.metadata.uid))
+            .filter(|rs| {
+                new.as_ref()
+                    .is_none_or(|n| n.metadata.uid != rs.metadata.uid)
+            })
             .filter(|rs| {
                 util::spec_replicas(rs) == 0
                     && rs.status.as_ref().is_none_or(|s| s.replicas == 0)
@@ -393,11 +498,20 @@ impl<'a> Rollout<'a> {
         if dead.len() <= limit {
             return Ok(());
         }
-        dead.sort_by_key(|rs| (util::rs_revision(rs), rs.metadata.creation_timestamp.as_ref().map(|t| t.0)));
+        dead.sort_by_key(|rs| {
+            (
+                util::rs_revision(rs),
+                rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            )
+        });
         let excess = dead.len() - limit;
         for rs in dead.into_iter().take(excess) {
             tracing::debug!(replicaset = %rs.name_any(), "deleting old replica set beyond the revision history limit");
-            match self.rs_api.delete(&rs.name_any(), &DeleteParams::default()).await {
+            match self
+                .rs_api
+                .delete(&rs.name_any(), &DeleteParams::default())
+                .await
+            {
                 Ok(_) => self.sets.retain(|s| s.metadata.uid != rs.metadata.uid),
                 Err(e) if pods::is_not_found(&e) => {}
                 Err(e) => return Err(e.into()),

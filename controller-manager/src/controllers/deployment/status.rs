@@ -17,19 +17,41 @@ const AVAILABLE: &str = "Available";
 const PROGRESSING: &str = "Progressing";
 
 fn condition(status: &DeploymentStatus, type_: &str) -> Option<DeploymentCondition> {
-    status.conditions.as_ref()?.iter().find(|c| c.type_ == type_).cloned()
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
 }
 
 /// Sets a condition, keeping its transition time when the status did not change and its
 /// update time when nothing changed at all (unless `refresh`: progress was made).
-fn set_condition(status: &mut DeploymentStatus, type_: &str, value: &str, reason: &str, message: String) {
+fn set_condition(
+    status: &mut DeploymentStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: String,
+) {
     upsert_condition(status, type_, value, reason, message, false)
 }
 
-fn upsert_condition(status: &mut DeploymentStatus, type_: &str, value: &str, reason: &str, message: String, refresh: bool) {
+fn upsert_condition(
+    status: &mut DeploymentStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: String,
+    refresh: bool,
+) {
     let now = Time(jiff::Timestamp::now());
     let previous = condition(status, type_);
-    let unchanged = previous.as_ref().is_some_and(|c| c.status == value && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message.as_str()));
+    let unchanged = previous.as_ref().is_some_and(|c| {
+        c.status == value
+            && c.reason.as_deref() == Some(reason)
+            && c.message.as_deref() == Some(message.as_str())
+    });
     if unchanged && !refresh {
         return;
     }
@@ -54,14 +76,22 @@ impl Rollout<'_> {
     fn calculate(&self) -> DeploymentStatus {
         let (new, _) = self.split();
         let sum = |f: &dyn Fn(&k8s_openapi::api::apps::v1::ReplicaSetStatus) -> i32| -> i32 {
-            self.sets.iter().filter_map(|rs| rs.status.as_ref()).map(f).sum()
+            self.sets
+                .iter()
+                .filter_map(|rs| rs.status.as_ref())
+                .map(f)
+                .sum()
         };
         let available = sum(&|s| s.available_replicas.unwrap_or(0));
         let previous = self.d.status.clone().unwrap_or_default();
         let mut status = DeploymentStatus {
             observed_generation: self.d.metadata.generation,
             replicas: Some(sum(&|s| s.replicas)),
-            updated_replicas: Some(new.as_ref().and_then(|n| n.status.as_ref()).map_or(0, |s| s.replicas)),
+            updated_replicas: Some(
+                new.as_ref()
+                    .and_then(|n| n.status.as_ref())
+                    .map_or(0, |s| s.replicas),
+            ),
             ready_replicas: Some(sum(&|s| s.ready_replicas.unwrap_or(0))),
             available_replicas: Some(available),
             unavailable_replicas: Some((util::replicas(&self.d) - available).max(0)),
@@ -71,9 +101,21 @@ impl Rollout<'_> {
         };
         let min_available = util::replicas(&self.d) - util::max_unavailable(&self.d);
         if available >= min_available {
-            set_condition(&mut status, AVAILABLE, "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into());
+            set_condition(
+                &mut status,
+                AVAILABLE,
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            );
         } else {
-            set_condition(&mut status, AVAILABLE, "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into());
+            set_condition(
+                &mut status,
+                AVAILABLE,
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            );
         }
         status
     }
@@ -94,7 +136,11 @@ impl Rollout<'_> {
         }
         let mut d = self.d.clone();
         d.status = Some(status);
-        match self.d_api.replace_status(&d.name_any(), &PostParams::default(), &d).await {
+        match self
+            .d_api
+            .replace_status(&d.name_any(), &PostParams::default(), &d)
+            .await
+        {
             Ok(updated) => {
                 self.d = updated;
                 Ok(())
@@ -116,7 +162,11 @@ impl Rollout<'_> {
     pub async fn sync_rollout_status(&mut self) -> Result<Option<Duration>, ControllerError> {
         let mut status = self.calculate();
         let previous = self.d.status.clone().unwrap_or_default();
-        let deadline = self.d.spec.as_ref().and_then(|s| s.progress_deadline_seconds);
+        let deadline = self
+            .d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds);
         let (new, _) = self.split();
         let new_name = new.as_ref().map(|n| n.name_any()).unwrap_or_default();
         let mut requeue = None;
@@ -128,26 +178,63 @@ impl Rollout<'_> {
                 || status.replicas.unwrap_or(0) - status.updated_replicas.unwrap_or(0)
                     < previous.replicas.unwrap_or(0) - previous.updated_replicas.unwrap_or(0);
             if self.complete() {
-                set_condition(&mut status, PROGRESSING, "True", "NewReplicaSetAvailable", format!("ReplicaSet \"{new_name}\" has successfully progressed."));
+                set_condition(
+                    &mut status,
+                    PROGRESSING,
+                    "True",
+                    "NewReplicaSetAvailable",
+                    format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+                );
             } else if let Some(created) = &self.created {
-                set_condition(&mut status, PROGRESSING, "True", "NewReplicaSetCreated", format!("Created new replica set \"{created}\""));
+                set_condition(
+                    &mut status,
+                    PROGRESSING,
+                    "True",
+                    "NewReplicaSetCreated",
+                    format!("Created new replica set \"{created}\""),
+                );
             } else if progressed || current.is_none() {
-                upsert_condition(&mut status, PROGRESSING, "True", "ReplicaSetUpdated", format!("ReplicaSet \"{new_name}\" is progressing."), true);
-            } else if current.as_ref().is_some_and(|c| c.reason.as_deref() != Some("ProgressDeadlineExceeded")) {
+                upsert_condition(
+                    &mut status,
+                    PROGRESSING,
+                    "True",
+                    "ReplicaSetUpdated",
+                    format!("ReplicaSet \"{new_name}\" is progressing."),
+                    true,
+                );
+            } else if current
+                .as_ref()
+                .is_some_and(|c| c.reason.as_deref() != Some("ProgressDeadlineExceeded"))
+            {
                 let since = current
                     .as_ref()
                     .and_then(|c| c.last_update_time.as_ref())
                     .map_or(0, |t| t.0.as_second());
                 let left = since + i64::from(deadline) - jiff::Timestamp::now().as_second();
                 if left <= 0 {
-                    set_condition(&mut status, PROGRESSING, "False", "ProgressDeadlineExceeded", format!("ReplicaSet \"{new_name}\" has timed out progressing."));
-                    self.c.recorder.warning(&self.d, "ProgressDeadlineExceeded", format!("ReplicaSet \"{new_name}\" has timed out progressing."));
+                    set_condition(
+                        &mut status,
+                        PROGRESSING,
+                        "False",
+                        "ProgressDeadlineExceeded",
+                        format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+                    );
+                    self.c.recorder.warning(
+                        &self.d,
+                        "ProgressDeadlineExceeded",
+                        format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+                    );
                 } else {
                     requeue = Some(Duration::from_secs(left as u64 + 1));
                 }
             }
-            if !self.complete() && requeue.is_none() && condition(&status, PROGRESSING).is_some_and(|c| c.status == "True") {
-                requeue = Some(Duration::from_secs(u64::try_from(deadline).unwrap_or(600) + 1));
+            if !self.complete()
+                && requeue.is_none()
+                && condition(&status, PROGRESSING).is_some_and(|c| c.status == "True")
+            {
+                requeue = Some(Duration::from_secs(
+                    u64::try_from(deadline).unwrap_or(600) + 1,
+                ));
             }
         }
         self.write(status).await?;
@@ -156,16 +243,34 @@ impl Rollout<'_> {
 
     /// Marks the Progressing condition paused or resumed as `spec.paused` changes.
     pub async fn check_paused_conditions(&mut self) -> Result<(), ControllerError> {
-        if self.d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).is_none() {
+        if self
+            .d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .is_none()
+        {
             return Ok(());
         }
         let mut status = self.d.status.clone().unwrap_or_default();
         let reason = condition(&status, PROGRESSING).and_then(|c| c.reason);
         let paused_now = reason.as_deref() == Some("DeploymentPaused");
         if self.paused() && !paused_now {
-            set_condition(&mut status, PROGRESSING, "Unknown", "DeploymentPaused", "Deployment is paused".into());
+            set_condition(
+                &mut status,
+                PROGRESSING,
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused".into(),
+            );
         } else if !self.paused() && paused_now {
-            set_condition(&mut status, PROGRESSING, "Unknown", "DeploymentResumed", "Deployment is resumed".into());
+            set_condition(
+                &mut status,
+                PROGRESSING,
+                "Unknown",
+                "DeploymentResumed",
+                "Deployment is resumed".into(),
+            );
         } else {
             return Ok(());
         }

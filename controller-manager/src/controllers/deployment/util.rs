@@ -27,25 +27,23 @@ const NOT_COPIED: &[&str] = &[
     "deprecated.deployment.rollback.to",
 ];
 
-/// Characters that cannot form bad words, as upstream's SafeEncodeString uses.
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
-
-/// The `pod-template-hash` of a template: FNV-1a over its canonical JSON and the collision
-/// count, encoded with upstream's safe alphabet.
-pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut bytes = serde_json::to_vec(template).unwrap_or_default();
-    if let Some(c) = collision_count {
-        bytes.extend_from_slice(&c.to_le_bytes());
+/// Drops nulls and empty objects and arrays: Go's semantic equality treats an empty
+/// struct, map or slice the same as an absent one.
+fn prune_empty(v: &mut serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(m) => {
+            m.retain(|_, child| !prune_empty(child));
+            m.is_empty()
+        }
+        serde_json::Value::Array(a) => {
+            for child in a.iter_mut() {
+                prune_empty(child);
+            }
+            a.is_empty()
+        }
+        _ => false,
     }
-    fnv32a(&bytes)
-        .to_string()
-        .bytes()
-        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
-        .collect()
 }
 
 /// Whether two templates are the same once the hash label is ignored.
@@ -56,12 +54,7 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
             labels.remove(HASH_LABEL);
         }
         let mut v = serde_json::to_value(&t).unwrap_or_default();
-        // An empty label map and no labels mean the same.
-        if v.pointer("/metadata/labels").and_then(|l| l.as_object()).is_some_and(|l| l.is_empty()) {
-            if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-                m.remove("labels");
-            }
-        }
+        prune_empty(&mut v);
         v
     };
     strip(a) == strip(b)
@@ -81,7 +74,11 @@ pub fn rs_revision(rs: &ReplicaSet) -> i64 {
 
 /// The annotations a ReplicaSet of `d` carries: the deployment's own (minus the bookkeeping
 /// ones), its revision and the replica figures.
-pub fn rs_annotations(d: &Deployment, current: Option<&BTreeMap<String, String>>, revision: i64) -> BTreeMap<String, String> {
+pub fn rs_annotations(
+    d: &Deployment,
+    current: Option<&BTreeMap<String, String>>,
+    revision: i64,
+) -> BTreeMap<String, String> {
     let mut out = current.cloned().unwrap_or_default();
     for (k, v) in d.metadata.annotations.iter().flatten() {
         if !NOT_COPIED.contains(&k.as_str()) {
@@ -93,7 +90,10 @@ pub fn rs_annotations(d: &Deployment, current: Option<&BTreeMap<String, String>>
         out.insert(REVISION.into(), revision.to_string());
     }
     out.insert(DESIRED_REPLICAS.into(), replicas(d).to_string());
-    out.insert(MAX_REPLICAS.into(), (replicas(d) + max_surge(d)).to_string());
+    out.insert(
+        MAX_REPLICAS.into(),
+        (replicas(d) + max_surge(d)).to_string(),
+    );
     out
 }
 
@@ -135,7 +135,11 @@ fn budgets(d: &Deployment) -> (i32, i32) {
         .and_then(|s| s.rolling_update.as_ref());
     let total = replicas(d);
     let surge = scaled(rolling.and_then(|r| r.max_surge.as_ref()), total, true);
-    let unavailable = scaled(rolling.and_then(|r| r.max_unavailable.as_ref()), total, false);
+    let unavailable = scaled(
+        rolling.and_then(|r| r.max_unavailable.as_ref()),
+        total,
+        false,
+    );
     // Both zero would deadlock a rollout: allow one unavailable pod.
     if surge == 0 && unavailable == 0 {
         (0, 1)
@@ -158,7 +162,10 @@ pub fn spec_replicas(rs: &ReplicaSet) -> i32 {
 }
 
 pub fn available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 /// Sum of spec replicas over `sets`.
@@ -210,7 +217,11 @@ mod tests {
 
     #[test]
     fn surge_rounds_up_and_unavailable_rounds_down() {
-        let d = deployment(10, IntOrString::String("25%".into()), IntOrString::String("25%".into()));
+        let d = deployment(
+            10,
+            IntOrString::String("25%".into()),
+            IntOrString::String("25%".into()),
+        );
         assert_eq!((max_surge(&d), max_unavailable(&d)), (3, 2));
         let d = deployment(3, IntOrString::Int(0), IntOrString::Int(0));
         assert_eq!((max_surge(&d), max_unavailable(&d)), (0, 1));
@@ -219,16 +230,30 @@ mod tests {
     #[test]
     fn hash_depends_on_template_and_collisions_only() {
         let t = PodTemplateSpec::default();
-        assert_eq!(template_hash(&t, None), template_hash(&t, None));
-        assert_ne!(template_hash(&t, None), template_hash(&t, Some(1)));
-        assert!(template_hash(&t, None).bytes().all(|b| ALPHANUMS.contains(&b)));
+        assert_eq!(
+            crate::pods::template_hash(&t, None),
+            crate::pods::template_hash(&t, None)
+        );
+        assert_ne!(
+            crate::pods::template_hash(&t, None),
+            crate::pods::template_hash(&t, Some(1))
+        );
+        assert!(crate::pods::template_hash(&t, None)
+            .bytes()
+            .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)));
         let mut labelled = t.clone();
         labelled.metadata = Some(Default::default());
-        labelled
-            .metadata
-            .as_mut()
-            .unwrap()
-            .labels = Some([(HASH_LABEL.to_string(), "x".to_string())].into());
+        labelled.metadata.as_mut().unwrap().labels =
+            Some([(HASH_LABEL.to_string(), "x".to_string())].into());
         assert!(equal_ignore_hash(&t, &labelled));
+        let with_empty: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "spec": { "containers": [{ "name": "c", "resources": {} }] }
+        }))
+        .unwrap();
+        let without: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "spec": { "containers": [{ "name": "c" }] }
+        }))
+        .unwrap();
+        assert!(equal_ignore_hash(&with_empty, &without));
     }
 }
