@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/ferrokube-target
 PROFILE ?= release
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 
-.PHONY: all build deps up down test unit integration lint fmt bench bench-apiserver bench-scheduler bench-controller-manager bench-kube-proxy clean-cluster
+.PHONY: all build deps up down test unit integration lint fmt bench bench-apiserver bench-scheduler bench-controller-manager bench-kubelet bench-kube-proxy clean-cluster
 
 all: build
 
@@ -48,7 +48,7 @@ fmt:
 	$(CARGO) fmt --all
 
 ## bench: throughput and latency figures (not pass/fail). BENCH_ARGS may point it at any apiserver.
-bench: bench-apiserver bench-scheduler bench-controller-manager bench-kube-proxy
+bench: bench-apiserver bench-scheduler bench-controller-manager bench-kubelet bench-kube-proxy
 
 bench-apiserver: deps
 	$(CARGO) build --release -p kube-apiserver -p ferrokube-bench
@@ -64,6 +64,12 @@ bench-scheduler: deps
 bench-controller-manager: deps
 	$(CARGO) build --release -p kube-apiserver -p kube-controller-manager -p ferrokube-bench
 	FERROKUBE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/ferrokube-bench controller-manager
+
+## bench-kubelet: pod start-up latency p50/p99 (create to Ready, seen by a watch) for 100 pods
+## on one node with a local image; needs root (containerd, CNI).
+bench-kubelet: deps
+	$(CARGO) build --release -p kube-apiserver -p kubelet
+	$(CARGO) test --release -p integration-tests --test kubelet -- --ignored --nocapture bench_pod_startup_latency
 
 ## bench-kube-proxy: full and one-service sync times with 10 000 services / 50 000 endpoints
 ## (runs in its own network namespace; needs root).

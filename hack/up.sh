@@ -63,15 +63,13 @@ KUBECONFIG_FILE="$PKI/admin.kubeconfig"
 echo "$BIN_DIR" >"$CLUSTER_DIR/bin-dir"
 
 # ferrokube's controller-manager runs every controller under its own identity (upstream's
-# --use-service-account-credentials is not implemented yet), so that identity gets the
-# rights of all controllers.
-kubectl --kubeconfig "$KUBECONFIG_FILE" apply -f - >/dev/null <<YAML
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "ferrokube:kube-controller-manager:controllers"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-controller-manager"}]
-YAML
+# --use-service-account-credentials is not implemented yet), so that identity is bound to
+# each controller's bootstrap role (system:controller:*) — the union of what they need.
+for role in $(kubectl --kubeconfig "$KUBECONFIG_FILE" get clusterroles -o name | grep '^clusterrole.rbac.authorization.k8s.io/system:controller:'); do
+  role=${role#*/}
+  kubectl --kubeconfig "$KUBECONFIG_FILE" create clusterrolebinding "ferrokube:kube-controller-manager:${role#system:controller:}" \
+    --clusterrole="$role" --user=system:kube-controller-manager >/dev/null 2>&1 || true
+done
 start kube-scheduler "$BIN_DIR/kube-scheduler" --kubeconfig="$PKI/scheduler.kubeconfig" \
   --leader-elect=true --bind-address=127.0.0.1 --secure-port=10259
 start kube-controller-manager "$BIN_DIR/kube-controller-manager" \

@@ -81,40 +81,9 @@ pub struct Options {
     pub auth: crate::auth::AuthOptions,
 }
 
-/// Parses Go-style durations: `300ms`, `5s`, `5m`, `1h`, `1h30m`.
+/// Parses Go-style durations (`300ms`, `5s`, `1h30m`) for clap.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push('s');
-            chars.next();
-        }
-        let n: f64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}"))?;
-        number.clear();
-        total += n * match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}")),
-        };
-    }
-    if !number.is_empty() {
-        return Err(format!("invalid duration {s:?}: missing unit"));
-    }
-    Ok(std::time::Duration::from_secs_f64(total))
+    component_base::component_config::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

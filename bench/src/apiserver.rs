@@ -20,7 +20,6 @@ use serde_json::json;
 
 use crate::stats::{ms, percentile, report};
 
-
 /// Where to find the apiserver.
 #[derive(clap::Args)]
 pub struct Args {
@@ -71,7 +70,11 @@ async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 /// Runs `count` operations with `clients` concurrent workers; returns latencies and wall time.
-async fn run_concurrent<F, Fut>(count: usize, clients: usize, op: F) -> anyhow::Result<(Vec<Duration>, Duration)>
+async fn run_concurrent<F, Fut>(
+    count: usize,
+    clients: usize,
+    op: F,
+) -> anyhow::Result<(Vec<Duration>, Duration)>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -106,11 +109,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let pid = local.as_ref().and_then(|(_, s)| s.process_id());
-    println!("ferrokube apiserver benchmark (2-core figures for upstream kube-apiserver in parentheses)");
+    println!(
+        "ferrokube apiserver benchmark (2-core figures for upstream kube-apiserver in parentheses)"
+    );
     if let Some(pid) = pid {
         tokio::time::sleep(Duration::from_secs(2)).await;
         if let Some(rss) = rss_mib(pid) {
-            println!("{:<44} {rss:>9.1} MiB   (upstream ~310 MiB: {:.2}x)", "RSS idle", rss / 310.0);
+            println!(
+                "{:<44} {rss:>9.1} MiB   (upstream ~310 MiB: {:.2}x)",
+                "RSS idle",
+                rss / 310.0
+            );
         }
     }
     let ns = format!("bench-{}", std::process::id());
@@ -126,7 +135,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let cms = cms.clone();
                 let name = format!("{prefix}{i}");
                 async move {
-                    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}}))?;
+                    let cm: ConfigMap = serde_json::from_value(
+                        json!({"metadata": {"name": name}, "data": {"k": "v"}}),
+                    )?;
                     cms.create(&PostParams::default(), &cm).await?;
                     Ok(())
                 }
@@ -134,7 +145,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?;
         let baseline = (clients == 1).then_some(("520-730 creates/s", 625.0));
-        report(&format!("ConfigMap create, {clients} client(s)"), samples, wall, baseline);
+        report(
+            &format!("ConfigMap create, {clients} client(s)"),
+            samples,
+            wall,
+            baseline,
+        );
         let (samples, wall) = run_concurrent(args.creates, clients, {
             let cms = cms.clone();
             move |i| {
@@ -147,7 +163,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         })
         .await?;
-        report(&format!("ConfigMap get, {clients} client(s)"), samples, wall, None);
+        report(
+            &format!("ConfigMap get, {clients} client(s)"),
+            samples,
+            wall,
+            None,
+        );
     }
 
     // Pods: 1 000 in one namespace, the rest spread over a second.
@@ -163,21 +184,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let ns = if i < 1000 { small.clone() } else { big.clone() };
             let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
             async move {
-                pods.create(&PostParams::default(), &pod(&format!("p-{i}"))).await?;
+                pods.create(&PostParams::default(), &pod(&format!("p-{i}")))
+                    .await?;
                 Ok(())
             }
         }
     })
     .await?;
-    println!("{:<44} {:>9.0} pods/s (16 clients)", format!("created {total} pods"), total as f64 / wall.as_secs_f64());
+    println!(
+        "{:<44} {:>9.0} pods/s (16 clients)",
+        format!("created {total} pods"),
+        total as f64 / wall.as_secs_f64()
+    );
     if let Some(pid) = pid {
         if let Some(rss) = rss_mib(pid) {
-            println!("{:<44} {rss:>9.1} MiB   (upstream ~450 MiB with 5 000 pods: {:.2}x)", format!("RSS with {total} pods"), rss / 450.0);
+            println!(
+                "{:<44} {rss:>9.1} MiB   (upstream ~450 MiB with 5 000 pods: {:.2}x)",
+                format!("RSS with {total} pods"),
+                rss / 450.0
+            );
         }
     }
     for (label, ns_name, from_cache, expected) in [
-        ("LIST 1 000 pods, one namespace, cache (rv=0)", small.as_str(), true, 1000usize),
-        ("LIST 1 000 pods, one namespace, consistent", small.as_str(), false, 1000),
+        (
+            "LIST 1 000 pods, one namespace, cache (rv=0)",
+            small.as_str(),
+            true,
+            1000usize,
+        ),
+        (
+            "LIST 1 000 pods, one namespace, consistent",
+            small.as_str(),
+            false,
+            1000,
+        ),
         ("LIST all pods, cache (rv=0)", "", true, total),
         ("LIST all pods, consistent", "", false, total),
     ] {
@@ -202,9 +242,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         samples.sort();
         let p50 = percentile(&samples, 50.0);
-        let mut line = format!("{label:<44} p50 {:>7.2} ms   p99 {:>7.2} ms", ms(p50), ms(percentile(&samples, 99.0)));
+        let mut line = format!(
+            "{label:<44} p50 {:>7.2} ms   p99 {:>7.2} ms",
+            ms(p50),
+            ms(percentile(&samples, 99.0))
+        );
         if expected == 1000 {
-            line.push_str(&format!("   (upstream 13 ms from cache: {:.2}x)", ms(p50) / 13.0));
+            line.push_str(&format!(
+                "   (upstream 13 ms from cache: {:.2}x)",
+                ms(p50) / 13.0
+            ));
         }
         println!("{line}");
     }
@@ -213,7 +260,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let wns = format!("{ns}-watch");
     ensure_namespace(&client, &wns).await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &wns);
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "target"}, "data": {"k": "0"}}))?;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "target"}, "data": {"k": "0"}}))?;
     let created = cms.create(&PostParams::default(), &cm).await?;
     let rv = created.metadata.resource_version.unwrap_or_default();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
@@ -238,7 +286,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     drop(tx);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let sent = Instant::now();
-    cms.patch("target", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "1"}}))).await?;
+    cms.patch(
+        "target",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "1"}})),
+    )
+    .await?;
     let mut delays = Vec::new();
     while delays.len() < args.watchers {
         match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {

@@ -60,7 +60,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let mut count = 0;
     while start.elapsed() < Duration::from_secs(300) {
-        count = pods.list(&ListParams::default().match_any()).await?.items.len();
+        count = pods
+            .list(&ListParams::default().match_any())
+            .await?
+            .items
+            .len();
         if count >= want {
             break;
         }
@@ -69,7 +73,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("ferrokube controller-manager benchmark");
     println!(
         "{:<44} {:>9.2} s   ({count}/{want} pods; the creates themselves took {:.2} s)",
-        format!("{} Deployments x {} replicas to all pods", args.deployments, args.replicas),
+        format!(
+            "{} Deployments x {} replicas to all pods",
+            args.deployments, args.replicas
+        ),
         start.elapsed().as_secs_f64(),
         created.as_secs_f64()
     );

@@ -16,7 +16,12 @@ pub fn ms(d: Duration) -> f64 {
 }
 
 /// One throughput line: operations per second and p50/p99 latency.
-pub fn report(name: &str, mut samples: Vec<Duration>, wall: Duration, baseline: Option<(&str, f64)>) {
+pub fn report(
+    name: &str,
+    mut samples: Vec<Duration>,
+    wall: Duration,
+    baseline: Option<(&str, f64)>,
+) {
     samples.sort();
     let rate = samples.len() as f64 / wall.as_secs_f64().max(1e-9);
     let mut line = format!(

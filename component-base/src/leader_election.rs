@@ -42,7 +42,9 @@ impl Config {
 /// Why leadership ended.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderElectionError {
-    #[error("leader election lost: could not renew lease {namespace}/{name} within the renew deadline")]
+    #[error(
+        "leader election lost: could not renew lease {namespace}/{name} within the renew deadline"
+    )]
     Lost { namespace: String, name: String },
 }
 
@@ -54,7 +56,8 @@ fn now() -> MicroTime {
 fn held_by_me(config: &Config, current: Option<&Lease>) -> Lease {
     let spec = current.and_then(|l| l.spec.clone()).unwrap_or_default();
     let same_holder = spec.holder_identity.as_deref() == Some(config.identity.as_str());
-    let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!same_holder && current.is_some());
+    let transitions =
+        spec.lease_transitions.unwrap_or(0) + i32::from(!same_holder && current.is_some());
     Lease {
         metadata: ObjectMeta {
             name: Some(config.name.clone()),
@@ -65,7 +68,11 @@ fn held_by_me(config: &Config, current: Option<&Lease>) -> Lease {
         spec: Some(LeaseSpec {
             holder_identity: Some(config.identity.clone()),
             lease_duration_seconds: Some(config.lease_duration.as_secs() as i32),
-            acquire_time: if same_holder { spec.acquire_time.clone() } else { Some(now()) },
+            acquire_time: if same_holder {
+                spec.acquire_time.clone()
+            } else {
+                Some(now())
+            },
             renew_time: Some(now()),
             lease_transitions: Some(transitions),
             ..Default::default()
@@ -75,7 +82,9 @@ fn held_by_me(config: &Config, current: Option<&Lease>) -> Lease {
 
 /// Whether another holder's lease is still valid.
 fn held_by_other(config: &Config, lease: &Lease) -> bool {
-    let Some(spec) = &lease.spec else { return false };
+    let Some(spec) = &lease.spec else {
+        return false;
+    };
     let holder = spec.holder_identity.as_deref().unwrap_or("");
     if holder.is_empty() || holder == config.identity {
         return false;
@@ -98,9 +107,13 @@ async fn try_acquire_or_renew(api: &Api<Lease>, config: &Config) -> bool {
             if held_by_other(config, &lease) {
                 return false;
             }
-            api.replace(&config.name, &PostParams::default(), &held_by_me(config, Some(&lease)))
-                .await
-                .is_ok()
+            api.replace(
+                &config.name,
+                &PostParams::default(),
+                &held_by_me(config, Some(&lease)),
+            )
+            .await
+            .is_ok()
         }
         Err(err) => {
             tracing::warn!(%err, lease = %config.name, "reading the leader election lease");

@@ -2,6 +2,7 @@
 //! health checks, TLS material and the HTTP(S) serving loop, and graceful shutdown.
 
 pub mod client;
+pub mod component_config;
 pub mod config;
 pub mod event_recorder;
 pub mod health;

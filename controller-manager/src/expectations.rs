@@ -9,6 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use component_base::informer::{key_of, Change};
+use k8s_openapi::api::core::v1::Pod;
+
 const TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
@@ -72,6 +75,38 @@ impl Expectations {
     pub fn deletion_observed(&self, key: &str, pod_key: &str) {
         if let Some(p) = self.lock().get_mut(key) {
             p.deletes.remove(pod_key);
+        }
+    }
+
+    /// Settles the expected deletion of `pod_key` whose delete request failed with `e`: a pod
+    /// already gone counts as deleted; any other error is passed on.
+    pub fn deletion_failed(
+        &self,
+        key: &str,
+        pod_key: &str,
+        e: kube::Error,
+    ) -> Result<(), kube::Error> {
+        self.deletion_observed(key, pod_key);
+        if crate::pods::is_not_found(&e) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Observes what a change to one of `key`'s pods settles: its creation, or its deletion
+    /// (a deletion timestamp newly set, or the pod gone).
+    pub fn pod_changed(&self, key: &str, change: &Change<Pod>) {
+        match change {
+            Change::Added(_) => self.creation_observed(key),
+            Change::Deleted(p) => self.deletion_observed(key, &key_of(p.as_ref())),
+            Change::Updated { old, new } => {
+                if new.metadata.deletion_timestamp.is_some()
+                    && old.metadata.deletion_timestamp.is_none()
+                {
+                    self.deletion_observed(key, &key_of(new.as_ref()));
+                }
+            }
         }
     }
 

@@ -4,40 +4,9 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::Parser;
 
-/// Parses durations written the Go way (`40s`, `1m30s`, `500ms`, `2h`).
+/// Parses Go-style durations (`40s`, `5m0s`) for clap.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest == "0" {
-        return Ok(total);
-    }
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
-        let value: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => value * 3600.0,
-            "m" => value * 60.0,
-            "s" => value,
-            "ms" => value / 1e3,
-            "us" | "µs" => value / 1e6,
-            "ns" => value / 1e9,
-            unit => return Err(format!("unknown unit {unit:?} in duration {s:?}")),
-        };
-        total += Duration::from_secs_f64(seconds);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    component_base::component_config::parse_duration(s.trim()).map_err(|e| e.to_string())
 }
 
 /// kube-controller-manager's flags.

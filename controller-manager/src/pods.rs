@@ -4,8 +4,9 @@
 
 use std::{cmp::Ordering, collections::HashMap, time::Duration};
 
+use component_base::informer::key;
 use k8s_openapi::{
-    api::core::v1::{Pod, PodTemplateSpec},
+    api::core::v1::{Pod, PodTemplateSpec, Taint, Toleration},
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
 };
 use kube::{
@@ -21,6 +22,32 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .iter()
         .flatten()
         .find(|r| r.controller == Some(true))
+}
+
+/// The informer key of `meta`'s controller when that is a `kind` (it shares the namespace).
+pub fn controller_key(meta: &ObjectMeta, kind: &str) -> Option<String> {
+    let r = controller_of(meta).filter(|r| r.kind == kind)?;
+    Some(key(meta.namespace.as_deref(), &r.name))
+}
+
+/// Whether toleration `t` tolerates `taint`.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if t.effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
+        return false;
+    }
+    match t.operator.as_deref() {
+        Some("Exists") => t
+            .key
+            .as_deref()
+            .is_none_or(|k| k.is_empty() || k == taint.key),
+        _ => {
+            t.key.as_deref() == Some(taint.key.as_str())
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
+    }
 }
 
 /// An owner reference making `owner` the controller of a dependent.

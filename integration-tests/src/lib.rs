@@ -61,7 +61,8 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(mut cmd: Command, log: PathBuf) -> Result<Process> {
-        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let child = cmd
             .stdin(Stdio::null())
@@ -69,7 +70,10 @@ impl Process {
             .stderr(err)
             .spawn()
             .with_context(|| format!("starting {:?}", cmd.get_program()))?;
-        Ok(Process { child: Some(child), log })
+        Ok(Process {
+            child: Some(child),
+            log,
+        })
     }
 
     /// Kills the process (SIGKILL) and waits for it.
@@ -83,7 +87,10 @@ impl Process {
     /// Sends SIGTERM and waits up to five seconds, then kills.
     pub fn terminate(&mut self) {
         if let Some(c) = &self.child {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(5) {
                 if let Some(c) = self.child.as_mut() {
@@ -104,7 +111,9 @@ impl Process {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub fn log_text(&self) -> String {
@@ -140,7 +149,10 @@ impl Etcd {
         let peer_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut etcd = Etcd {
             members: Vec::new(),
-            client_urls: client_ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect(),
+            client_urls: client_ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
             dir,
             peer_ports,
             client_ports,
@@ -250,14 +262,21 @@ impl ApiServer {
 
     fn wait_ready(&self) -> Result<()> {
         let port = self.port;
-        wait_until("kube-apiserver", Duration::from_secs(30), || port_open(port))
-            .with_context(|| self.process.log_text())
+        wait_until("kube-apiserver", Duration::from_secs(30), || {
+            port_open(port)
+        })
+        .with_context(|| self.process.log_text())
     }
 
     /// Stops (SIGTERM) and starts the apiserver again on the same port and etcd.
     pub fn restart(&mut self) -> Result<()> {
         self.process.terminate();
-        self.process = spawn_apiserver(self.dir.path(), self.port, &self.etcd_servers, &self.extra_args)?;
+        self.process = spawn_apiserver(
+            self.dir.path(),
+            self.port,
+            &self.etcd_servers,
+            &self.extra_args,
+        )?;
         self.wait_ready()
     }
 
@@ -326,7 +345,10 @@ fn spawn_apiserver(dir: &Path, port: u16, etcd: &str, extra: &[String]) -> Resul
         .arg(format!("--cert-dir={}", dir.join("certs").display()))
         .arg("--shutdown-delay-duration=1s")
         .args(extra);
-    let log = dir.join(format!("apiserver-{}.log", Instant::now().elapsed().as_nanos()));
+    let log = dir.join(format!(
+        "apiserver-{}.log",
+        Instant::now().elapsed().as_nanos()
+    ));
     Process::spawn(cmd, log)
 }
 

@@ -19,7 +19,10 @@ async fn namespace(client: &Client, name: &str) {
 }
 
 fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap()
 }
 
 fn api_error(err: kube::Error) -> kube::core::Status {
@@ -37,50 +40,98 @@ async fn crud_preconditions_and_errors() {
     namespace(&client, "crud").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "crud");
 
-    let created = cms.create(&PostParams::default(), &cm("a", json!({"app": "x"}))).await.unwrap();
+    let created = cms
+        .create(&PostParams::default(), &cm("a", json!({"app": "x"})))
+        .await
+        .unwrap();
     let rv = created.metadata.resource_version.clone().unwrap();
     assert!(created.metadata.uid.is_some());
     assert!(created.metadata.creation_timestamp.is_some());
 
-    let dup = api_error(cms.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap_err());
+    let dup = api_error(
+        cms.create(&PostParams::default(), &cm("a", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((dup.code, dup.reason.as_str()), (409, "AlreadyExists"));
 
     // A write with the current resourceVersion wins; a second one with the same stale version conflicts.
     let mut next = created.clone();
     next.data = Some([("k".to_string(), "w".to_string())].into());
-    let updated = cms.replace("a", &PostParams::default(), &next).await.unwrap();
-    assert_ne!(updated.metadata.resource_version.as_deref(), Some(rv.as_str()));
-    let stale = api_error(cms.replace("a", &PostParams::default(), &next).await.unwrap_err());
+    let updated = cms
+        .replace("a", &PostParams::default(), &next)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version.as_deref(),
+        Some(rv.as_str())
+    );
+    let stale = api_error(
+        cms.replace("a", &PostParams::default(), &next)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((stale.code, stale.reason.as_str()), (409, "Conflict"));
 
-    let invalid = api_error(cms.create(&PostParams::default(), &cm("Bad_Name", json!({}))).await.unwrap_err());
+    let invalid = api_error(
+        cms.create(&PostParams::default(), &cm("Bad_Name", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((invalid.code, invalid.reason.as_str()), (422, "Invalid"));
-    assert!(invalid.message.contains("metadata.name"), "{}", invalid.message);
+    assert!(
+        invalid.message.contains("metadata.name"),
+        "{}",
+        invalid.message
+    );
 
     let missing = api_error(cms.get("nope").await.unwrap_err());
     assert_eq!(missing.code, 404);
 
     // generateName gets a random suffix.
-    let generated: ConfigMap = serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
-    let g = cms.create(&PostParams::default(), &generated).await.unwrap();
+    let generated: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
+    let g = cms
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
     assert!(g.metadata.name.unwrap().starts_with("gen-"));
 
     // Merge patch and label selectors.
-    cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "db"}}})))
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "db"}}})),
+    )
+    .await
+    .unwrap();
+    let selected = cms
+        .list(&ListParams::default().labels("tier=db,app in (x)"))
         .await
         .unwrap();
-    let selected = cms.list(&ListParams::default().labels("tier=db,app in (x)")).await.unwrap();
     assert_eq!(selected.items.len(), 1);
-    let by_name = cms.list(&ListParams::default().fields("metadata.name=a")).await.unwrap();
+    let by_name = cms
+        .list(&ListParams::default().fields("metadata.name=a"))
+        .await
+        .unwrap();
     assert_eq!(by_name.items.len(), 1);
-    let bad_field = api_error(cms.list(&ListParams::default().fields("spec.nodeName=x")).await.unwrap_err());
+    let bad_field = api_error(
+        cms.list(&ListParams::default().fields("spec.nodeName=x"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(bad_field.code, 400);
 
     cms.delete("a", &DeleteParams::default()).await.unwrap();
     assert_eq!(api_error(cms.get("a").await.unwrap_err()).code, 404);
     // Creating in a namespace that does not exist is refused.
     let elsewhere: Api<ConfigMap> = Api::namespaced(client.clone(), "absent");
-    let refused = api_error(elsewhere.create(&PostParams::default(), &cm("x", json!({}))).await.unwrap_err());
+    let refused = api_error(
+        elsewhere
+            .create(&PostParams::default(), &cm("x", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(refused.code, 404);
 }
 
@@ -92,9 +143,15 @@ async fn pagination_is_consistent() {
     namespace(&client, "pages").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "pages");
     for i in 0..25 {
-        cms.create(&PostParams::default(), &cm(&format!("c{i:02}"), json!({"n": if i % 2 == 0 { "even" } else { "odd" }})))
-            .await
-            .unwrap();
+        cms.create(
+            &PostParams::default(),
+            &cm(
+                &format!("c{i:02}"),
+                json!({"n": if i % 2 == 0 { "even" } else { "odd" }}),
+            ),
+        )
+        .await
+        .unwrap();
     }
     let mut names = Vec::new();
     let mut token: Option<String> = None;
@@ -108,7 +165,9 @@ async fn pagination_is_consistent() {
         pages += 1;
         // A write between pages must not show up in later pages of the same list.
         if pages == 1 {
-            cms.create(&PostParams::default(), &cm("c99", json!({"n": "even"}))).await.unwrap();
+            cms.create(&PostParams::default(), &cm("c99", json!({"n": "even"})))
+                .await
+                .unwrap();
         }
         names.extend(page.items.iter().filter_map(|c| c.metadata.name.clone()));
         token = page.metadata.continue_.filter(|t| !t.is_empty());
@@ -128,22 +187,39 @@ async fn watch_reports_selector_transitions_and_resumes() {
     let client = server.client().await.unwrap();
     namespace(&client, "w").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "w");
-    let first = cms.create(&PostParams::default(), &cm("a", json!({"keep": "yes"}))).await.unwrap();
+    let first = cms
+        .create(&PostParams::default(), &cm("a", json!({"keep": "yes"})))
+        .await
+        .unwrap();
     let rv = first.metadata.resource_version.unwrap();
 
     // From a resource version: the events after it, with the selector applied.
-    let wp = kube::api::WatchParams::default().labels("keep=yes").timeout(10);
+    let wp = kube::api::WatchParams::default()
+        .labels("keep=yes")
+        .timeout(10);
     let mut stream = cms.watch(&wp, &rv).await.unwrap().boxed();
-    cms.create(&PostParams::default(), &cm("b", json!({"keep": "yes"}))).await.unwrap();
-    cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"keep": "no"}}})))
+    cms.create(&PostParams::default(), &cm("b", json!({"keep": "yes"})))
         .await
         .unwrap();
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"keep": "no"}}})),
+    )
+    .await
+    .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 2 {
         match tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await {
-            Ok(Ok(Some(kube::api::WatchEvent::Added(c)))) => seen.push(format!("ADDED {}", c.metadata.name.unwrap())),
-            Ok(Ok(Some(kube::api::WatchEvent::Deleted(c)))) => seen.push(format!("DELETED {}", c.metadata.name.unwrap())),
-            Ok(Ok(Some(kube::api::WatchEvent::Modified(c)))) => seen.push(format!("MODIFIED {}", c.metadata.name.unwrap())),
+            Ok(Ok(Some(kube::api::WatchEvent::Added(c)))) => {
+                seen.push(format!("ADDED {}", c.metadata.name.unwrap()))
+            }
+            Ok(Ok(Some(kube::api::WatchEvent::Deleted(c)))) => {
+                seen.push(format!("DELETED {}", c.metadata.name.unwrap()))
+            }
+            Ok(Ok(Some(kube::api::WatchEvent::Modified(c)))) => {
+                seen.push(format!("MODIFIED {}", c.metadata.name.unwrap()))
+            }
             Ok(Ok(Some(_))) => {}
             other => panic!("watch ended early: {other:?} after {seen:?}"),
         }
@@ -152,7 +228,11 @@ async fn watch_reports_selector_transitions_and_resumes() {
 }
 
 /// Reads watcher lines until `until` arrives.
-async fn expect(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, lines: &mut Vec<String>, until: &str) {
+async fn expect(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    lines: &mut Vec<String>,
+    until: &str,
+) {
     loop {
         let line = tokio::time::timeout(Duration::from_secs(20), rx.recv())
             .await
@@ -172,7 +252,9 @@ async fn kube_watcher_survives_an_apiserver_restart_without_gaps_or_duplicates()
     let client = server.client().await.unwrap();
     namespace(&client, "restart").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "restart");
-    cms.create(&PostParams::default(), &cm("before", json!({}))).await.unwrap();
+    cms.create(&PostParams::default(), &cm("before", json!({})))
+        .await
+        .unwrap();
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watch_cms = cms.clone();
@@ -181,14 +263,18 @@ async fn kube_watcher_survives_an_apiserver_restart_without_gaps_or_duplicates()
         while let Some(ev) = events.next().await {
             let line = match ev {
                 Ok(watcher::Event::Init) => "INIT".to_string(),
-                Ok(watcher::Event::InitApply(c)) => format!("INITAPPLY {}", c.metadata.name.unwrap_or_default()),
+                Ok(watcher::Event::InitApply(c)) => {
+                    format!("INITAPPLY {}", c.metadata.name.unwrap_or_default())
+                }
                 Ok(watcher::Event::InitDone) => "INITDONE".to_string(),
                 Ok(watcher::Event::Apply(c)) => format!(
                     "APPLY {} {}",
                     c.metadata.name.unwrap_or_default(),
                     c.data.and_then(|d| d.get("k").cloned()).unwrap_or_default()
                 ),
-                Ok(watcher::Event::Delete(c)) => format!("DELETE {}", c.metadata.name.unwrap_or_default()),
+                Ok(watcher::Event::Delete(c)) => {
+                    format!("DELETE {}", c.metadata.name.unwrap_or_default())
+                }
                 Err(_) => continue,
             };
             if tx.send(line).is_err() {
@@ -198,23 +284,38 @@ async fn kube_watcher_survives_an_apiserver_restart_without_gaps_or_duplicates()
     });
     let mut lines = Vec::new();
     expect(&mut rx, &mut lines, "INITDONE").await;
-    cms.create(&PostParams::default(), &cm("during", json!({}))).await.unwrap();
+    cms.create(&PostParams::default(), &cm("during", json!({})))
+        .await
+        .unwrap();
     expect(&mut rx, &mut lines, "APPLY during v").await;
 
     server.restart().unwrap();
     // Changes made right after the restart, while the watcher reconnects.
-    cms.create(&PostParams::default(), &cm("after", json!({}))).await.unwrap();
-    cms.patch("before", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "changed"}})))
+    cms.create(&PostParams::default(), &cm("after", json!({})))
         .await
         .unwrap();
-    cms.delete("during", &DeleteParams::default()).await.unwrap();
+    cms.patch(
+        "before",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "changed"}})),
+    )
+    .await
+    .unwrap();
+    cms.delete("during", &DeleteParams::default())
+        .await
+        .unwrap();
     expect(&mut rx, &mut lines, "DELETE during").await;
     task.abort();
     assert_eq!(
         lines,
         vec![
-            "INIT", "INITAPPLY before", "INITDONE", "APPLY during v",
-            "APPLY after v", "APPLY before changed", "DELETE during"
+            "INIT",
+            "INITAPPLY before",
+            "INITDONE",
+            "APPLY during v",
+            "APPLY after v",
+            "APPLY before changed",
+            "DELETE during"
         ],
         "the watcher relisted or saw an event twice or not at all"
     );
@@ -227,14 +328,22 @@ async fn losing_one_etcd_member_of_three_does_not_fail_requests() {
     let client = server.client().await.unwrap();
     namespace(&client, "ha").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ha");
-    cms.create(&PostParams::default(), &cm("one", json!({}))).await.unwrap();
+    cms.create(&PostParams::default(), &cm("one", json!({})))
+        .await
+        .unwrap();
     etcd.members[0].kill();
     for i in 0..20 {
-        cms.create(&PostParams::default(), &cm(&format!("after-{i}"), json!({})))
-            .await
-            .unwrap_or_else(|e| panic!("create {i} failed with one member down: {e}"));
+        cms.create(
+            &PostParams::default(),
+            &cm(&format!("after-{i}"), json!({})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create {i} failed with one member down: {e}"));
     }
-    assert_eq!(cms.list(&ListParams::default()).await.unwrap().items.len(), 21);
+    assert_eq!(
+        cms.list(&ListParams::default()).await.unwrap().items.len(),
+        21
+    );
 }
 
 #[tokio::test]
@@ -257,7 +366,9 @@ async fn pods_delete_gracefully_and_services_get_unique_addresses() {
     pods.delete("p", &DeleteParams::default()).await.unwrap();
     let terminating = pods.get("p").await.unwrap();
     assert!(terminating.metadata.deletion_timestamp.is_some());
-    pods.delete("p", &DeleteParams::default().grace_period(0)).await.unwrap();
+    pods.delete("p", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     assert_eq!(api_error(pods.get("p").await.unwrap_err()).code, 404);
 
     let services: Api<Service> = Api::namespaced(client.clone(), "pods");
@@ -285,7 +396,8 @@ async fn pods_delete_gracefully_and_services_get_unique_addresses() {
 fn kubectl_walkthrough() {
     let etcd = Etcd::start().unwrap();
     let server = ApiServer::start(&etcd).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/acceptance/api-kubectl.sh");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/acceptance/api-kubectl.sh");
     let out = std::process::Command::new("bash")
         .arg(&script)
         .env("KUBECONFIG", &server.kubeconfig)
@@ -306,9 +418,15 @@ fn kubectl_walkthrough() {
     let nodes = ok(&["get", "namespaces", "-o", "wide"]);
     assert!(nodes.contains("STATUS"), "{nodes}");
     let svc = ok(&["get", "svc", "-A"]);
-    assert!(svc.contains("CLUSTER-IP") && svc.contains("10.0.0.1"), "{svc}");
+    assert!(
+        svc.contains("CLUSTER-IP") && svc.contains("10.0.0.1"),
+        "{svc}"
+    );
     let yaml = ok(&["get", "deployment", "web", "-n", "demo", "-o", "yaml"]);
-    assert!(yaml.contains("revisionHistoryLimit: 10") && yaml.contains("maxSurge: 25%"), "{yaml}");
+    assert!(
+        yaml.contains("revisionHistoryLimit: 10") && yaml.contains("maxSurge: 25%"),
+        "{yaml}"
+    );
 }
 
 #[tokio::test]
@@ -318,9 +436,14 @@ async fn streaming_lists_and_compacted_revisions() {
     let client = server.client().await.unwrap();
     namespace(&client, "stream").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "stream");
-    let first = cms.create(&PostParams::default(), &cm("one", json!({}))).await.unwrap();
+    let first = cms
+        .create(&PostParams::default(), &cm("one", json!({})))
+        .await
+        .unwrap();
     let old_rv = first.metadata.resource_version.unwrap();
-    cms.create(&PostParams::default(), &cm("two", json!({}))).await.unwrap();
+    cms.create(&PostParams::default(), &cm("two", json!({})))
+        .await
+        .unwrap();
 
     // sendInitialEvents: the current objects arrive as ADDED, then the initial-events-end bookmark.
     let mut events = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
@@ -338,12 +461,19 @@ async fn streaming_lists_and_compacted_revisions() {
 
     // A revision older than the watch cache's window that etcd has compacted away is
     // answered with 410 Expired (the restart empties the cache's window).
-    let three = cms.create(&PostParams::default(), &cm("three", json!({}))).await.unwrap();
+    let three = cms
+        .create(&PostParams::default(), &cm("three", json!({})))
+        .await
+        .unwrap();
     let current = three.metadata.resource_version.unwrap();
     let out = etcd.etcdctl(&["compact", &current]).unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     server.restart().unwrap();
-    let mut old = cms.watch(&kube::api::WatchParams::default().timeout(5), &old_rv).await.unwrap().boxed();
+    let mut old = cms
+        .watch(&kube::api::WatchParams::default().timeout(5), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
     match tokio::time::timeout(Duration::from_secs(10), old.try_next()).await {
         Ok(Ok(Some(kube::api::WatchEvent::Error(status)))) => assert_eq!(status.code, 410),
         Ok(Err(kube::Error::Api(status))) => assert_eq!(status.code, 410),

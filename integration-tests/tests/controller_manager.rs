@@ -45,6 +45,13 @@ impl ControllerManager {
         })
     }
 
+    /// Waits (up to a minute) for `kubectl rollout status` of `workload`, e.g. `deployment/web`.
+    fn rollout_status(&self, api: &ApiServer, workload: &str) -> Result<()> {
+        kubectl_ok(api, &["rollout", "status", workload, "--timeout=60s"])
+            .map(drop)
+            .map_err(|e| self.explain(e))
+    }
+
     /// Adds this process's log to a failure.
     fn explain(&self, err: anyhow::Error) -> anyhow::Error {
         anyhow::anyhow!(
@@ -312,6 +319,13 @@ fn fake_kubelet(client: Client, ns: &'static str) -> tokio::task::JoinHandle<()>
     })
 }
 
+/// `kubectl apply` of a manifest, which must succeed.
+fn apply(api: &ApiServer, manifest: &str) -> Result<()> {
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    Ok(())
+}
+
 fn kubectl_ok(api: &ApiServer, args: &[&str]) -> Result<String> {
     let out = api.kubectl(args)?;
     if !out.status.success() {
@@ -346,11 +360,7 @@ spec:
     spec: {containers: [{name: c, image: "busybox:1"}]}
 "#;
     api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "deployment/web")?;
     assert_eq!(pods_in(&client, ns, "app=web").await?.len(), 4);
 
     // Scaling changes the pod count without a new revision.
@@ -389,11 +399,7 @@ spec:
         })
     };
     kubectl_ok(&api, &["set", "image", "deployment/web", "c=busybox:2"])?;
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "deployment/web")?;
     let pods = pods_in(&client, ns, "app=web").await?;
     assert!(
         images(&pods).iter().all(|i| i == "busybox:2"),
@@ -411,11 +417,7 @@ spec:
 
     // Undo returns to the first template, as revision 3, reusing its ReplicaSet.
     kubectl_ok(&api, &["rollout", "undo", "deployment/web"])?;
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "deployment/web")?;
     eventually("old image back", Duration::from_secs(30), || async {
         let pods = pods_in(&client, ns, "app=web").await?;
         let imgs = images(&pods);
@@ -462,11 +464,7 @@ spec:
     .await?;
     kubectl_ok(&api, &["rollout", "resume", "deployment/web"])?;
     kubectl_ok(&api, &["rollout", "restart", "deployment/web"])?;
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "deployment/web")?;
     let d: k8s_openapi::api::apps::v1::Deployment =
         Api::namespaced(client.clone(), ns).get("web").await?;
     assert_eq!(
@@ -477,6 +475,31 @@ spec:
     );
     kubelet.abort();
     Ok(())
+}
+
+/// The EndpointSlices labelled as belonging to Service `service`.
+async fn service_slices(slices: &Api<EndpointSlice>, service: &str) -> Result<Vec<EndpointSlice>> {
+    let selector = format!("kubernetes.io/service-name={service}");
+    Ok(slices
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items)
+}
+
+/// (first address, ready) of every endpoint in `slices`, sorted.
+fn slice_endpoints(slices: &[EndpointSlice]) -> Vec<(String, bool)> {
+    let mut eps: Vec<(String, bool)> = slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .map(|e| {
+            (
+                e.addresses[0].clone(),
+                e.conditions.as_ref().and_then(|c| c.ready) == Some(true),
+            )
+        })
+        .collect();
+    eps.sort();
+    eps
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,21 +525,8 @@ async fn endpoint_slices_and_endpoints_follow_pod_readiness() -> Result<()> {
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     // (ip, ready) of every endpoint in the service's slices, and the slices' ports.
     let state = || async {
-        let list = slices
-            .list(&ListParams::default().labels("kubernetes.io/service-name=api"))
-            .await?
-            .items;
-        let mut eps: Vec<(String, bool)> = list
-            .iter()
-            .flat_map(|s| s.endpoints.iter())
-            .map(|e| {
-                (
-                    e.addresses[0].clone(),
-                    e.conditions.as_ref().and_then(|c| c.ready) == Some(true),
-                )
-            })
-            .collect();
-        eps.sort();
+        let list = service_slices(&slices, "api").await?;
+        let eps = slice_endpoints(&list);
         let ports: Vec<i32> = list
             .iter()
             .flat_map(|s| s.ports.iter().flatten())
@@ -574,10 +584,8 @@ async fn endpoint_slices_and_endpoints_follow_pod_readiness() -> Result<()> {
             ])
     })
     .await?;
-    let names_before: Vec<String> = slices
-        .list(&ListParams::default().labels("kubernetes.io/service-name=api"))
+    let names_before: Vec<String> = service_slices(&slices, "api")
         .await?
-        .items
         .iter()
         .map(|s| s.name_any())
         .collect();
@@ -588,10 +596,8 @@ async fn endpoint_slices_and_endpoints_follow_pod_readiness() -> Result<()> {
         || async { Ok(state().await?.0 == [("10.1.0.2".to_string(), true)]) },
     )
     .await?;
-    let names_after: Vec<String> = slices
-        .list(&ListParams::default().labels("kubernetes.io/service-name=api"))
+    let names_after: Vec<String> = service_slices(&slices, "api")
         .await?
-        .items
         .iter()
         .map(|s| s.name_any())
         .collect();
@@ -679,8 +685,7 @@ async fn garbage_collector_honours_foreground_background_and_orphan() -> Result<
         Api::namespaced(client.clone(), ns);
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
     for name in ["fg", "bg", "orph"] {
-        let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment_manifest(name, 3)))?;
-        assert!(out.status.success(), "{}", output_text(&out));
+        apply(&api, &deployment_manifest(name, 3))?;
     }
     for name in ["fg", "bg", "orph"] {
         eventually("3 pods", Duration::from_secs(30), || async {
@@ -1073,8 +1078,7 @@ async fn killing_the_leader_hands_over_without_duplicate_pods() -> Result<()> {
     let first_identity = holder().await?;
     let second = ControllerManager::start(&api, &args)?;
 
-    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(&deployment_manifest("ha", 5)))?;
-    assert!(out.status.success(), "{}", output_text(&out));
+    apply(&api, &deployment_manifest("ha", 5))?;
     eventually("5 pods", Duration::from_secs(30), || async {
         Ok(pods_in(&client, "default", "app=ha").await?.len() == 5)
     })
@@ -1252,8 +1256,7 @@ spec:
     metadata: {labels: {app: db}}
     spec: {containers: [{name: c, image: "busybox:1"}]}
 "#;
-    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
-    assert!(out.status.success(), "{}", output_text(&out));
+    apply(&api, manifest)?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     eventually("db-0", Duration::from_secs(30), || async {
         Ok(pods.get_opt("db-0").await?.is_some())
@@ -1273,11 +1276,7 @@ spec:
         Some("db")
     );
     let kubelet = fake_kubelet(client.clone(), ns);
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "statefulset/db", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "statefulset/db")?;
     assert_eq!(pods_in(&client, ns, "app=db").await?.len(), 3);
 
     // A partitioned rolling update leaves ordinals below the partition alone.
@@ -1351,8 +1350,7 @@ spec:
       nodeSelector: {disk: ssd}
       containers: [{name: c, image: "busybox:1"}]
 "#;
-    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
-    assert!(out.status.success(), "{}", output_text(&out));
+    apply(&api, manifest)?;
     let targets = || async {
         let mut t: Vec<String> = pods_in(&client, "default", "app=agent")
             .await?
@@ -1405,17 +1403,9 @@ spec:
     .await?;
 
     let kubelet = fake_kubelet(client.clone(), "default");
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "daemonset/agent", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "daemonset/agent")?;
     kubectl_ok(&api, &["set", "image", "daemonset/agent", "c=busybox:2"])?;
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "daemonset/agent", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "daemonset/agent")?;
     let pods = pods_in(&client, "default", "app=agent").await?;
     assert_eq!(images(&pods), ["busybox:2", "busybox:2"]);
     kubelet.abort();
@@ -1494,22 +1484,7 @@ async fn custom_endpoints_are_mirrored_into_slices() -> Result<()> {
     endpoints.create(&PostParams::default(), &ep).await?;
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let mirrored = || async {
-        let list = slices
-            .list(&ListParams::default().labels("kubernetes.io/service-name=external"))
-            .await?
-            .items;
-        let mut eps: Vec<(String, bool)> = list
-            .iter()
-            .flat_map(|s| s.endpoints.iter())
-            .map(|e| {
-                (
-                    e.addresses[0].clone(),
-                    e.conditions.as_ref().and_then(|c| c.ready) == Some(true),
-                )
-            })
-            .collect();
-        eps.sort();
-        Ok::<_, anyhow::Error>(eps)
+        Ok::<_, anyhow::Error>(slice_endpoints(&service_slices(&slices, "external").await?))
     };
     eventually("mirrored slice", Duration::from_secs(30), || async {
         Ok(mirrored().await?
@@ -1649,13 +1624,8 @@ spec:
     metadata: {labels: {app: rec}}
     spec: {containers: [{name: c, image: "busybox:1"}]}
 "#;
-    let out = api.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))?;
-    assert!(out.status.success(), "{}", output_text(&out));
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "deployment/rec", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    apply(&api, manifest)?;
+    kcm.rollout_status(&api, "deployment/rec")?;
     // Watch that old and new pods never coexist.
     let watcher = {
         let client = client.clone();
@@ -1673,11 +1643,7 @@ spec:
         })
     };
     kubectl_ok(&api, &["set", "image", "deployment/rec", "c=busybox:2"])?;
-    kubectl_ok(
-        &api,
-        &["rollout", "status", "deployment/rec", "--timeout=60s"],
-    )
-    .map_err(|e| kcm.explain(e))?;
+    kcm.rollout_status(&api, "deployment/rec")?;
     assert_eq!(
         images(&pods_in(&client, ns, "app=rec").await?),
         ["busybox:2", "busybox:2", "busybox:2"]

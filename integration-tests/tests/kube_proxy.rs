@@ -440,6 +440,14 @@ impl Cluster {
         )
     }
 
+    /// Waits until `url` answers the client, then names the backend of each of `n` requests.
+    fn names_once_answering(&self, what: &str, url: &str, n: usize) -> Result<Vec<String>> {
+        self.wait(what, Duration::from_secs(20), || {
+            self.topo.get("client", url).is_ok()
+        })?;
+        self.topo.names(url, n)
+    }
+
     /// Creates a Service and returns (cluster IP, node port).
     async fn service(&self, name: &str, extra: serde_json::Value) -> Result<(String, Option<i32>)> {
         let mut spec = json!({
@@ -533,11 +541,8 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     .await?;
     let cluster_url = format!("http://{ip}/");
     let node_url = format!("http://10.99.0.1:{np}/");
-    c.wait("the ClusterIP answering", Duration::from_secs(20), || {
-        c.topo.get("client", &cluster_url).is_ok()
-    })?;
+    let names = c.names_once_answering("the ClusterIP answering", &cluster_url, 30)?;
     let all: BTreeSet<&str> = ["b1", "b2", "b3"].into_iter().collect();
-    let names = c.topo.names(&cluster_url, 30)?;
     assert_eq!(distinct(&names), all, "ClusterIP spread: {names:?}");
     let names = c.topo.names(&node_url, 30)?;
     assert_eq!(distinct(&names), all, "NodePort spread: {names:?}");
@@ -614,12 +619,7 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     )
     .await?;
     let sticky_url = format!("http://{sticky_ip}/");
-    c.wait(
-        "the sticky service answering",
-        Duration::from_secs(20),
-        || c.topo.get("client", &sticky_url).is_ok(),
-    )?;
-    let names = c.topo.names(&sticky_url, 15)?;
+    let names = c.names_once_answering("the sticky service answering", &sticky_url, 15)?;
     assert_eq!(distinct(&names).len(), 1, "affinity did not pin: {names:?}");
 
     // A service with no endpoints is refused at once, not black-holed.
@@ -651,12 +651,7 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     c.endpoints("local", &[(1, true, "node-a"), (3, true, "node-b")])
         .await?;
     let local_url = format!("http://10.99.0.1:{local_np}/");
-    c.wait(
-        "the Local service answering",
-        Duration::from_secs(20),
-        || c.topo.get("client", &local_url).is_ok(),
-    )?;
-    let names = c.topo.names(&local_url, 20)?;
+    let names = c.names_once_answering("the Local service answering", &local_url, 20)?;
     assert_eq!(
         distinct(&names),
         ["b1"].into_iter().collect(),
@@ -681,12 +676,7 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     c.endpoints("itp", &[(2, true, "node-a"), (3, true, "node-b")])
         .await?;
     let itp_url = format!("http://{itp_ip}/");
-    c.wait(
-        "the internal-Local service answering",
-        Duration::from_secs(20),
-        || c.topo.get("client", &itp_url).is_ok(),
-    )?;
-    let names = c.topo.names(&itp_url, 20)?;
+    let names = c.names_once_answering("the internal-Local service answering", &itp_url, 20)?;
     assert_eq!(
         distinct(&names),
         ["b2"].into_iter().collect(),
@@ -816,10 +806,7 @@ async fn falls_back_to_userspace_without_a_packet_filter() -> Result<()> {
     c.endpoints("web", &[(1, true, "node-a"), (2, true, "node-a")])
         .await?;
     let url = format!("http://{ip}/");
-    c.wait("the ClusterIP answering", Duration::from_secs(20), || {
-        c.topo.get("client", &url).is_ok()
-    })?;
-    let names = c.topo.names(&url, 10)?;
+    let names = c.names_once_answering("the ClusterIP answering", &url, 10)?;
     assert_eq!(
         distinct(&names),
         ["b1", "b2"].into_iter().collect(),

@@ -343,6 +343,124 @@ async fn get_pod(pods: &Api<Pod>, name: &str) -> Option<Pod> {
     pods.get_opt(name).await.ok().flatten()
 }
 
+/// Creates pod `name` bound to `node`.
+async fn create_pod(
+    pods: &Api<Pod>,
+    name: &str,
+    node: &str,
+    spec: serde_json::Value,
+) -> Result<Pod> {
+    Ok(pods
+        .create(&PostParams::default(), &pod(name, node, spec))
+        .await?)
+}
+
+/// Waits for pod `name` to exist and satisfy `ok`, and returns it.
+async fn wait_pod(
+    pods: &Api<Pod>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&Pod) -> bool,
+) -> Result<Pod> {
+    let ok = &ok;
+    wait(what, timeout, || async move {
+        get_pod(pods, name).await.filter(|p| ok(p))
+    })
+    .await
+}
+
+/// Waits for exactly `count` pods matching `labels` to satisfy `ok`, and returns them.
+async fn wait_pods(
+    pods: &Api<Pod>,
+    labels: &str,
+    count: usize,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&Pod) -> bool,
+) -> Result<Vec<Pod>> {
+    let ok = &ok;
+    wait(what, timeout, || async move {
+        let list = pods
+            .list(&kube::api::ListParams::default().labels(labels))
+            .await
+            .ok()?;
+        let matching: Vec<Pod> = list.items.into_iter().filter(|p| ok(p)).collect();
+        (matching.len() == count).then_some(matching)
+    })
+    .await
+}
+
+/// The container ID of the pod's first container.
+fn first_container_id(p: &Pod) -> Option<String> {
+    p.status
+        .clone()
+        .and_then(|s| s.container_statuses)
+        .and_then(|cs| cs[0].container_id.clone())
+}
+
+/// Waits for pod `name` to be gone.
+async fn wait_pod_gone(pods: &Api<Pod>, name: &str, what: &str, timeout: Duration) -> Result<()> {
+    wait(what, timeout, || async move {
+        get_pod(pods, name).await.is_none().then_some(())
+    })
+    .await
+}
+
+/// Waits for node `name` to exist and satisfy `ok`.
+async fn wait_node(
+    nodes: &Api<Node>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&Node) -> bool,
+) -> Result<()> {
+    let ok = &ok;
+    wait(what, timeout, || async move {
+        let n = nodes.get_opt(name).await.ok().flatten()?;
+        ok(&n).then_some(())
+    })
+    .await
+}
+
+/// The status of the node's condition `kind`.
+fn node_condition(n: &Node, kind: &str) -> Option<String> {
+    n.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status.clone())
+}
+
+/// Whether a container named `name` runs in `runtime` (`None` when the runtime does not answer).
+async fn any_running_named(runtime: &kubelet::cri::Runtime, name: &str) -> Option<bool> {
+    let cs = runtime
+        .list_containers(HashMap::from([(
+            "io.kubernetes.container.name".to_string(),
+            name.to_string(),
+        )]))
+        .await
+        .ok()?;
+    Some(cs.iter().any(|c| c.state == RUNNING))
+}
+
+/// The stdout of `cat path` in container `id`, through the CRI.
+async fn cat(runtime: &kubelet::cri::Runtime, id: &str, path: &str) -> Result<String> {
+    let out = runtime
+        .exec_sync(id, vec!["cat".to_string(), path.to_string()], 5)
+        .await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A GET of `path` on the node API: the whole response.
+async fn node_get(node: &TestNode, path: &str) -> Result<String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut s = node_api(node, &request).await?;
+    Ok(read_until(&mut s, Duration::from_secs(5), |_| false).await)
+}
+
 fn phase(p: &Pod) -> &str {
     p.status
         .as_ref()
@@ -536,25 +654,12 @@ async fn cluster_opts(extra: &str, api_flags: &[&str]) -> Result<Cluster> {
     let mut node = TestNode::start()?;
     node.start_kubelet_with(Some(&api.kubeconfig), extra)?;
     let nodes: Api<Node> = Api::all(client.clone());
-    let name = node.name.clone();
-    wait(
+    wait_node(
+        &nodes,
+        &node.name,
         "the node to register Ready",
         Duration::from_secs(30),
-        || {
-            let nodes = nodes.clone();
-            let name = name.clone();
-            async move {
-                let n = nodes.get_opt(&name).await.ok().flatten()?;
-                let ready = n
-                    .status
-                    .as_ref()?
-                    .conditions
-                    .as_ref()?
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                ready.then_some(())
-            }
-        },
+        |n| node_condition(n, "Ready").as_deref() == Some("True"),
     )
     .await
     .with_context(|| node.kubelet_log())?;
@@ -617,18 +722,23 @@ async fn node_registers_and_pods_run_and_stop() -> Result<()> {
         lease.spec.and_then(|s| s.holder_identity),
         Some(c.node.name.clone())
     );
-    wait("node images", Duration::from_secs(15), || {
-        let nodes: Api<Node> = Api::all(c.client.clone());
-        let name = c.node.name.clone();
-        async move {
-            let n = nodes.get(&name).await.ok()?;
-            let images = n.status?.images?;
-            images
-                .iter()
-                .any(|i| i.names.iter().flatten().any(|n| n.contains("busybox:1")))
-                .then_some(())
-        }
-    })
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    wait_node(
+        &nodes,
+        &c.node.name,
+        "node images",
+        Duration::from_secs(15),
+        |n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.images.as_ref())
+                .is_some_and(|images| {
+                    images
+                        .iter()
+                        .any(|i| i.names.iter().flatten().any(|n| n.contains("busybox:1")))
+                })
+        },
+    )
     .await?;
 
     // A long-running pod becomes Running and Ready with an IP, its env resolved.
@@ -644,8 +754,7 @@ async fn node_registers_and_pods_run_and_stop() -> Result<()> {
             ]
         }]
     });
-    pods.create(&PostParams::default(), &pod("sleeper", &c.node.name, spec))
-        .await?;
+    create_pod(&pods, "sleeper", &c.node.name, spec).await?;
     let running = wait(
         "the pod to be Running and Ready",
         Duration::from_secs(60),
@@ -706,8 +815,11 @@ async fn node_registers_and_pods_run_and_stop() -> Result<()> {
     );
 
     // The node API serves the logs (tail, follow) and exec.
-    let mut s = node_api(&c.node, "GET /containerLogs/default/sleeper/main?tailLines=1&timestamps=true HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
-    let tail = read_until(&mut s, Duration::from_secs(5), |_| false).await;
+    let tail = node_get(
+        &c.node,
+        "/containerLogs/default/sleeper/main?tailLines=1&timestamps=true",
+    )
+    .await?;
     assert!(tail.starts_with("HTTP/1.1 200"), "{tail}");
     let body = tail.split("\r\n\r\n").nth(1).unwrap_or_default();
     assert_eq!(body.lines().count(), 1, "{body}");
@@ -735,10 +847,7 @@ async fn node_registers_and_pods_run_and_stop() -> Result<()> {
     let hosts = ws_exec(&c.node, "sleeper", "main", &["cat", "/etc/hosts"]).await?;
     assert!(hosts.contains(&format!("{ip}\tsleeper")), "{hosts}");
     // Usage and metrics.
-    let get =
-        |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let mut s = node_api(&c.node, &get("/stats/summary")).await?;
-    let summary = read_until(&mut s, Duration::from_secs(5), |_| false).await;
+    let summary = node_get(&c.node, "/stats/summary").await?;
     let summary: serde_json::Value =
         serde_json::from_str(summary.split("\r\n\r\n").nth(1).unwrap_or_default())?;
     assert_eq!(summary["node"]["nodeName"], json!(c.node.name));
@@ -753,11 +862,9 @@ async fn node_registers_and_pods_run_and_stop() -> Result<()> {
             .is_some_and(|b| b > 0),
         "{pod_stats}"
     );
-    let mut s = node_api(&c.node, &get("/metrics/resource")).await?;
-    let resource = read_until(&mut s, Duration::from_secs(5), |_| false).await;
+    let resource = node_get(&c.node, "/metrics/resource").await?;
     assert!(resource.contains("container_cpu_usage_seconds_total{container=\"main\",namespace=\"default\",pod=\"sleeper\"}"), "{resource}");
-    let mut s = node_api(&c.node, &get("/metrics")).await?;
-    let metrics = read_until(&mut s, Duration::from_secs(5), |_| false).await;
+    let metrics = node_get(&c.node, "/metrics").await?;
     assert!(
         metrics.contains("kubelet_pleg_relist_duration_seconds_bucket"),
         "{metrics}"
@@ -785,10 +892,12 @@ async fn node_registers_and_pods_run_and_stop() -> Result<()> {
     // Deleting the pod stops its container within the grace period and removes the object.
     let deleted_at = Instant::now();
     pods.delete("sleeper", &DeleteParams::default()).await?;
-    wait("the pod object to go", Duration::from_secs(20), || {
-        let pods = pods.clone();
-        async move { get_pod(&pods, "sleeper").await.is_none().then_some(()) }
-    })
+    wait_pod_gone(
+        &pods,
+        "sleeper",
+        "the pod object to go",
+        Duration::from_secs(20),
+    )
     .await
     .with_context(|| c.node.kubelet_log())?;
     assert!(
@@ -805,40 +914,30 @@ async fn restart_policies_and_exit_codes() -> Result<()> {
     let c = cluster().await?;
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let job = json!({"restartPolicy": "Never", "containers": [{"name": "job", "image": "busybox:1", "command": ["sh", "-c", "echo done"]}]});
-    pods.create(&PostParams::default(), &pod("job", &c.node.name, job))
-        .await?;
+    create_pod(&pods, "job", &c.node.name, job).await?;
     let crash = json!({"restartPolicy": "Always", "containers": [{"name": "crash", "image": "busybox:1", "command": ["sh", "-c", "exit 3"]}]});
-    pods.create(&PostParams::default(), &pod("crash", &c.node.name, crash))
-        .await?;
+    create_pod(&pods, "crash", &c.node.name, crash).await?;
     let failing = json!({"restartPolicy": "Never", "initContainers": [{"name": "init", "image": "busybox:1", "command": ["true"]}],
         "containers": [{"name": "fail", "image": "busybox:1", "command": ["sh", "-c", "exit 2"]}]});
-    pods.create(&PostParams::default(), &pod("fail", &c.node.name, failing))
-        .await?;
+    create_pod(&pods, "fail", &c.node.name, failing).await?;
     let secured = json!({"restartPolicy": "Never",
         "securityContext": {"runAsGroup": 3000},
         "containers": [{"name": "check", "image": "busybox:1",
             "command": ["sh", "-c", "echo uid=$(id -u) gid=$(id -g); echo limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); touch /x 2>/dev/null && echo rootfs=rw || echo rootfs=ro"],
             "securityContext": {"runAsUser": 1000, "readOnlyRootFilesystem": true},
             "resources": {"limits": {"memory": "64Mi", "cpu": "200m"}}}]});
-    let secured = pods
-        .create(
-            &PostParams::default(),
-            &pod("secured", &c.node.name, secured),
-        )
-        .await?;
+    let secured = create_pod(&pods, "secured", &c.node.name, secured).await?;
     let host = json!({"hostNetwork": true, "terminationGracePeriodSeconds": 1,
         "containers": [{"name": "host", "image": "busybox:1", "command": ["sleep", "3600"]}]});
-    pods.create(&PostParams::default(), &pod("host", &c.node.name, host))
-        .await?;
+    create_pod(&pods, "host", &c.node.name, host).await?;
 
-    let done = wait("the job pod to succeed", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        async move {
-            get_pod(&pods, "job")
-                .await
-                .filter(|p| phase(p) == "Succeeded")
-        }
-    })
+    let done = wait_pod(
+        &pods,
+        "job",
+        "the job pod to succeed",
+        Duration::from_secs(60),
+        |p| phase(p) == "Succeeded",
+    )
     .await
     .with_context(|| c.node.kubelet_log())?;
     let term = done
@@ -855,14 +954,13 @@ async fn restart_policies_and_exit_codes() -> Result<()> {
         (0, Some("Completed"))
     );
 
-    let failed = wait("the failing pod to fail", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        async move {
-            get_pod(&pods, "fail")
-                .await
-                .filter(|p| phase(p) == "Failed")
-        }
-    })
+    let failed = wait_pod(
+        &pods,
+        "fail",
+        "the failing pod to fail",
+        Duration::from_secs(60),
+        |p| phase(p) == "Failed",
+    )
     .await?;
     let status = failed.status.unwrap_or_default();
     let term = status.container_statuses.unwrap_or_default()[0]
@@ -907,14 +1005,13 @@ async fn restart_policies_and_exit_codes() -> Result<()> {
     );
 
     // Security context and resource limits reach the container.
-    wait("the secured pod to finish", Duration::from_secs(30), || {
-        let pods = pods.clone();
-        async move {
-            get_pod(&pods, "secured")
-                .await
-                .filter(|p| phase(p) == "Succeeded")
-        }
-    })
+    wait_pod(
+        &pods,
+        "secured",
+        "the secured pod to finish",
+        Duration::from_secs(30),
+        |p| phase(p) == "Succeeded",
+    )
     .await
     .with_context(|| c.node.kubelet_log())?;
     let uid = secured.metadata.uid.unwrap_or_default();
@@ -928,17 +1025,12 @@ async fn restart_policies_and_exit_codes() -> Result<()> {
     }
 
     // A hostNetwork pod has the node's address.
-    let host = wait(
+    let host = wait_pod(
+        &pods,
+        "host",
         "the hostNetwork pod to run",
         Duration::from_secs(30),
-        || {
-            let pods = pods.clone();
-            async move {
-                get_pod(&pods, "host")
-                    .await
-                    .filter(|p| condition(p, "Ready"))
-            }
-        },
+        |p| condition(p, "Ready"),
     )
     .await
     .with_context(|| c.node.kubelet_log())?;
@@ -1008,8 +1100,7 @@ async fn probes_ports_and_config_volumes() -> Result<()> {
             {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
         ]}}]
     });
-    pods.create(&PostParams::default(), &pod("web", &c.node.name, spec))
-        .await?;
+    create_pod(&pods, "web", &c.node.name, spec).await?;
     let running = wait(
         "the web container to be ready",
         Duration::from_secs(60),
@@ -1078,17 +1169,8 @@ async fn probes_ports_and_config_volumes() -> Result<()> {
         .into_iter()
         .find(|c| c.state == RUNNING)
         .context("web container")?;
-    let read = |runtime: kubelet::cri::Runtime, id: String| async move {
-        runtime
-            .exec_sync(&id, vec!["cat".into(), "/etc/cfg/greeting".into()], 5)
-            .await
-            .ok()
-            .map(|r| String::from_utf8_lossy(&r.stdout).into_owned())
-    };
-    assert_eq!(
-        read(runtime.clone(), web.id.clone()).await.as_deref(),
-        Some("hello")
-    );
+    let read = || async { cat(&runtime, &web.id, "/etc/cfg/greeting").await.ok() };
+    assert_eq!(read().await.as_deref(), Some("hello"));
     cms.patch(
         "cfg",
         &PatchParams::default(),
@@ -1098,36 +1180,24 @@ async fn probes_ports_and_config_volumes() -> Result<()> {
     wait(
         "the updated configMap in the volume",
         Duration::from_secs(40),
-        || {
-            let (runtime, id) = (runtime.clone(), web.id.clone());
-            async move {
-                read(runtime, id)
-                    .await
-                    .filter(|t| t == "bonjour")
-                    .map(|_| ())
-            }
-        },
+        || async { read().await.filter(|t| t == "bonjour").map(|_| ()) },
     )
     .await?;
     // The projected volume holds a bound service account token, the configMap key and the namespace.
-    let cat = |path: &str| vec!["cat".to_string(), path.to_string()];
-    let token = runtime
-        .exec_sync(
-            &web.id,
-            cat("/var/run/secrets/kubernetes.io/serviceaccount/token"),
-            5,
-        )
-        .await?;
-    let token = String::from_utf8_lossy(&token.stdout).into_owned();
+    let token = cat(
+        &runtime,
+        &web.id,
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    )
+    .await?;
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
-    let ns = runtime
-        .exec_sync(
-            &web.id,
-            cat("/var/run/secrets/kubernetes.io/serviceaccount/namespace"),
-            5,
-        )
-        .await?;
-    assert_eq!(String::from_utf8_lossy(&ns.stdout), "default");
+    let ns = cat(
+        &runtime,
+        &web.id,
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+    )
+    .await?;
+    assert_eq!(ns, "default");
     // Port-forward through the node API reaches the pod's port.
     let mut pf = ws_connect(&c.node, "/portforward/default/web?port=8080").await?;
     ws_send(&mut pf, 0, b"GET / HTTP/1.0\r\n\r\n").await?;
@@ -1141,10 +1211,7 @@ async fn probes_ports_and_config_volumes() -> Result<()> {
         String::from_utf8_lossy(&answer)
     );
     // Cluster DNS settings.
-    let resolv = runtime
-        .exec_sync(&web.id, vec!["cat".into(), "/etc/resolv.conf".into()], 5)
-        .await?;
-    let resolv = String::from_utf8_lossy(&resolv.stdout).into_owned();
+    let resolv = cat(&runtime, &web.id, "/etc/resolv.conf").await?;
     assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
     assert!(
         resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
@@ -1202,19 +1269,7 @@ async fn static_pods_run_standalone_and_get_mirrors() -> Result<()> {
     wait(
         "the static pod's container",
         Duration::from_secs(60),
-        || {
-            let runtime = runtime.clone();
-            async move {
-                let cs = runtime
-                    .list_containers(HashMap::from([(
-                        "io.kubernetes.container.name".to_string(),
-                        "web".to_string(),
-                    )]))
-                    .await
-                    .ok()?;
-                cs.iter().any(|c| c.state == RUNNING).then_some(())
-            }
-        },
+        || async { any_running_named(&runtime, "web").await?.then_some(()) },
     )
     .await
     .with_context(|| node.kubelet_log())?;
@@ -1229,15 +1284,13 @@ async fn static_pods_run_standalone_and_get_mirrors() -> Result<()> {
     api.restart()?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
     let name = format!("static-web-{}", node.name);
-    let mirror = wait("the mirror pod", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        let name = name.clone();
-        async move {
-            get_pod(&pods, &name)
-                .await
-                .filter(|p| phase(p) == "Running")
-        }
-    })
+    let mirror = wait_pod(
+        &pods,
+        &name,
+        "the mirror pod",
+        Duration::from_secs(60),
+        |p| phase(p) == "Running",
+    )
     .await
     .with_context(|| node.kubelet_log())?;
     assert!(mirror
@@ -1247,28 +1300,17 @@ async fn static_pods_run_standalone_and_get_mirrors() -> Result<()> {
         .contains_key("kubernetes.io/config.mirror"));
     // Removing the manifest removes the pod and its mirror.
     std::fs::remove_file(node.manifests().join("static-web.yaml"))?;
-    wait("the mirror pod to go", Duration::from_secs(40), || {
-        let pods = pods.clone();
-        let name = name.clone();
-        async move { get_pod(&pods, &name).await.is_none().then_some(()) }
-    })
+    wait_pod_gone(
+        &pods,
+        &name,
+        "the mirror pod to go",
+        Duration::from_secs(40),
+    )
     .await?;
     wait(
         "the static container to stop",
         Duration::from_secs(40),
-        || {
-            let runtime = runtime.clone();
-            async move {
-                let cs = runtime
-                    .list_containers(HashMap::from([(
-                        "io.kubernetes.container.name".to_string(),
-                        "web".to_string(),
-                    )]))
-                    .await
-                    .ok()?;
-                (!cs.iter().any(|c| c.state == RUNNING)).then_some(())
-            }
-        },
+        || async { (!any_running_named(&runtime, "web").await?).then_some(()) },
     )
     .await?;
     Ok(())
@@ -1279,25 +1321,17 @@ async fn restarted_kubelet_adopts_running_containers() -> Result<()> {
     let mut c = cluster().await?;
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let spec = json!({"containers": [{"name": "main", "image": "busybox:1", "command": ["sleep", "3600"]}]});
-    pods.create(&PostParams::default(), &pod("keep", &c.node.name, spec))
-        .await?;
-    let before = wait("the pod to run", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        async move {
-            get_pod(&pods, "keep")
-                .await
-                .filter(|p| condition(p, "Ready"))
-        }
-    })
+    create_pod(&pods, "keep", &c.node.name, spec).await?;
+    let before = wait_pod(
+        &pods,
+        "keep",
+        "the pod to run",
+        Duration::from_secs(60),
+        |p| condition(p, "Ready"),
+    )
     .await
     .with_context(|| c.node.kubelet_log())?;
-    let id = |p: &Pod| {
-        p.status
-            .clone()
-            .and_then(|s| s.container_statuses)
-            .and_then(|cs| cs[0].container_id.clone())
-    };
-    let first = id(&before);
+    let first = first_container_id(&before);
     c.node.stop_kubelet();
     c.node.start_kubelet(Some(&c.api.kubeconfig))?;
     // Give the new kubelet time to sync the pod, then check it kept the container.
@@ -1316,7 +1350,7 @@ async fn restarted_kubelet_adopts_running_containers() -> Result<()> {
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = get_pod(&pods, "keep").await.context("pod")?;
-    assert_eq!(id(&after), first);
+    assert_eq!(first_container_id(&after), first);
     let cs = &after
         .status
         .clone()
@@ -1333,38 +1367,24 @@ async fn memory_pressure_evicts_and_rejects_pods() -> Result<()> {
     // A threshold no machine meets: the node is under memory pressure from the start.
     let c = cluster_with("evictionHard:\n  memory.available: 1000Ti\n").await?;
     let nodes: Api<Node> = Api::all(c.client.clone());
-    wait("MemoryPressure", Duration::from_secs(30), || {
-        let nodes = nodes.clone();
-        let name = c.node.name.clone();
-        async move {
-            let n = nodes.get(&name).await.ok()?;
-            n.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "MemoryPressure" && c.status == "True")
-                .then_some(())
-        }
-    })
+    wait_node(
+        &nodes,
+        &c.node.name,
+        "MemoryPressure",
+        Duration::from_secs(30),
+        |n| node_condition(n, "MemoryPressure").as_deref() == Some("True"),
+    )
     .await?;
     // BestEffort pods are turned away by admission.
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let best_effort = json!({"containers": [{"name": "main", "image": "busybox:1", "command": ["sleep", "3600"]}]});
-    pods.create(
-        &PostParams::default(),
-        &pod("rejected", &c.node.name, best_effort),
-    )
-    .await?;
-    let rejected = wait(
+    create_pod(&pods, "rejected", &c.node.name, best_effort).await?;
+    let rejected = wait_pod(
+        &pods,
+        "rejected",
         "the BestEffort pod to be rejected",
         Duration::from_secs(30),
-        || {
-            let pods = pods.clone();
-            async move {
-                get_pod(&pods, "rejected")
-                    .await
-                    .filter(|p| phase(p) == "Failed")
-            }
-        },
+        |p| phase(p) == "Failed",
     )
     .await
     .with_context(|| c.node.kubelet_log())?;
@@ -1377,20 +1397,14 @@ async fn memory_pressure_evicts_and_rejects_pods() -> Result<()> {
     // A Burstable pod is admitted, then evicted by the eviction manager.
     let burstable = json!({"containers": [{"name": "main", "image": "busybox:1", "command": ["sleep", "3600"],
         "resources": {"requests": {"cpu": "10m"}}}]});
-    let created = pods
-        .create(
-            &PostParams::default(),
-            &pod("victim", &c.node.name, burstable),
-        )
-        .await?;
-    let evicted = wait("the pod to be evicted", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        async move {
-            get_pod(&pods, "victim")
-                .await
-                .filter(|p| phase(p) == "Failed")
-        }
-    })
+    let created = create_pod(&pods, "victim", &c.node.name, burstable).await?;
+    let evicted = wait_pod(
+        &pods,
+        "victim",
+        "the pod to be evicted",
+        Duration::from_secs(60),
+        |p| phase(p) == "Failed",
+    )
     .await
     .with_context(|| c.node.kubelet_log())?;
     let status = evicted.status.unwrap_or_default();
@@ -1429,9 +1443,7 @@ async fn container_logs_rotate_by_size() -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let spec = json!({"containers": [{"name": "chatty", "image": "busybox:1",
         "command": ["sh", "-c", "while true; do echo 0123456789012345678901234567890123456789012345678901234567890123456789; sleep 0.05; done"]}]});
-    let created = pods
-        .create(&PostParams::default(), &pod("chatty", &c.node.name, spec))
-        .await?;
+    let created = create_pod(&pods, "chatty", &c.node.name, spec).await?;
     let uid = created.metadata.uid.unwrap_or_default();
     let dir = c.node.logs().join(format!("default_chatty_{uid}/chatty"));
     let files = wait("a rotated log file", Duration::from_secs(60), || {
@@ -1503,11 +1515,7 @@ async fn bench_pod_startup_latency() -> Result<()> {
     for i in 0..pods_wanted {
         let name = format!("bench-{i}");
         created_at.insert(name.clone(), Instant::now());
-        pods.create(
-            &PostParams::default(),
-            &pod(&name, &c.node.name, spec.clone()),
-        )
-        .await?;
+        create_pod(&pods, &name, &c.node.name, spec.clone()).await?;
     }
     wait("all pods Ready", Duration::from_secs(180), || {
         let ready_at = ready_at.clone();
@@ -1551,16 +1559,6 @@ fn start_control_plane(api: &ApiServer, dir: &Path) -> Result<(Process, Process)
     Ok((scheduler, cm))
 }
 
-fn node_ready(n: &Node) -> Option<String> {
-    n.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.clone())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_pods_run_and_node_lifecycle_follows_the_kubelet() -> Result<()> {
     use k8s_openapi::api::apps::v1::Deployment;
@@ -1582,24 +1580,16 @@ async fn deployment_pods_run_and_node_lifecycle_follows_the_kubelet() -> Result<
         .create(&PostParams::default(), &deployment)
         .await?;
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    let ready = wait(
+    let ready = wait_pods(
+        &pods,
+        "app=web",
+        3,
         "3 Deployment pods Running and Ready with IPs",
         Duration::from_secs(90),
-        || {
-            let pods = pods.clone();
-            async move {
-                let list = pods
-                    .list(&kube::api::ListParams::default().labels("app=web"))
-                    .await
-                    .ok()?;
-                let ready: Vec<Pod> = list
-                    .items
-                    .into_iter()
-                    .filter(|p| phase(p) == "Running" && condition(p, "Ready"))
-                    .filter(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some())
-                    .collect();
-                (ready.len() == 3).then_some(ready)
-            }
+        |p| {
+            phase(p) == "Running"
+                && condition(p, "Ready")
+                && p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some()
         },
     )
     .await
@@ -1610,73 +1600,38 @@ async fn deployment_pods_run_and_node_lifecycle_follows_the_kubelet() -> Result<
             logs.path().display()
         )
     })?;
-    let ids: Vec<Option<String>> = ready
-        .iter()
-        .map(|p| {
-            p.status
-                .clone()
-                .and_then(|s| s.container_statuses)
-                .and_then(|cs| cs[0].container_id.clone())
-        })
-        .collect();
+    let ids: Vec<Option<String>> = ready.iter().map(first_container_id).collect();
 
     // Without its kubelet the node goes NotReady (the node lifecycle controller marks it
     // Unknown once the lease expires), and Ready again once the kubelet is back.
     let nodes: Api<Node> = Api::all(c.client.clone());
     c.node.stop_kubelet();
-    wait("the node to go NotReady", Duration::from_secs(60), || {
-        let nodes = nodes.clone();
-        let name = c.node.name.clone();
-        async move {
-            nodes
-                .get(&name)
-                .await
-                .ok()
-                .and_then(|n| node_ready(&n))
-                .filter(|s| s != "True")
-                .map(|_| ())
-        }
-    })
+    wait_node(
+        &nodes,
+        &c.node.name,
+        "the node to go NotReady",
+        Duration::from_secs(60),
+        |n| node_condition(n, "Ready").is_some_and(|s| s != "True"),
+    )
     .await?;
     c.node.start_kubelet(Some(&c.api.kubeconfig))?;
-    wait(
+    wait_node(
+        &nodes,
+        &c.node.name,
         "the node to be Ready again",
         Duration::from_secs(60),
-        || {
-            let nodes = nodes.clone();
-            let name = c.node.name.clone();
-            async move {
-                nodes
-                    .get(&name)
-                    .await
-                    .ok()
-                    .and_then(|n| node_ready(&n))
-                    .filter(|s| s == "True")
-                    .map(|_| ())
-            }
-        },
+        |n| node_condition(n, "Ready").as_deref() == Some("True"),
     )
     .await
     .with_context(|| c.node.kubelet_log())?;
     // The restarted kubelet adopted the running containers instead of restarting them.
-    let after = wait(
+    let after = wait_pods(
+        &pods,
+        "app=web",
+        3,
         "the pods Ready on the returned node",
         Duration::from_secs(60),
-        || {
-            let pods = pods.clone();
-            async move {
-                let list = pods
-                    .list(&kube::api::ListParams::default().labels("app=web"))
-                    .await
-                    .ok()?;
-                let ready: Vec<Pod> = list
-                    .items
-                    .into_iter()
-                    .filter(|p| condition(p, "Ready"))
-                    .collect();
-                (ready.len() == 3).then_some(ready)
-            }
-        },
+        |p| condition(p, "Ready"),
     )
     .await?;
     for p in &after {
@@ -1701,30 +1656,39 @@ async fn deployment_pods_run_and_node_lifecycle_follows_the_kubelet() -> Result<
 async fn kubectl_logs_exec_and_port_forward_through_the_apiserver() -> Result<()> {
     let c = cluster().await?;
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    let script = "echo hello-logs; mkdir -p /w; echo served > /w/index.html; httpd -f -p 8080 -h /w";
-    pods.create(
-        &PostParams::default(),
-        &pod(
-            "talk",
-            &c.node.name,
-            json!({"terminationGracePeriodSeconds": 1,
-                "containers": [{"name": "main", "image": "busybox:1", "command": ["sh", "-c", script]}]}),
-        ),
+    let script =
+        "echo hello-logs; mkdir -p /w; echo served > /w/index.html; httpd -f -p 8080 -h /w";
+    create_pod(
+        &pods,
+        "talk",
+        &c.node.name,
+        json!({"terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "busybox:1", "command": ["sh", "-c", script]}]}),
     )
     .await?;
-    wait("the pod to run", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        async move { get_pod(&pods, "talk").await.filter(|p| phase(p) == "Running").map(|_| ()) }
-    })
+    wait_pod(
+        &pods,
+        "talk",
+        "the pod to run",
+        Duration::from_secs(60),
+        |p| phase(p) == "Running",
+    )
     .await
     .with_context(|| c.node.kubelet_log())?;
 
     let text = |o: std::process::Output| {
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
     };
     let logs = text(c.api.kubectl(&["logs", "talk"])?);
     assert!(logs.contains("hello-logs"), "kubectl logs: {logs}");
-    let exec = text(c.api.kubectl(&["exec", "talk", "--", "cat", "/etc/resolv.conf"])?);
+    let exec = text(
+        c.api
+            .kubectl(&["exec", "talk", "--", "cat", "/etc/resolv.conf"])?,
+    );
     assert!(exec.contains("nameserver"), "kubectl exec: {exec}");
 
     let port = free_port();
@@ -1734,14 +1698,18 @@ async fn kubectl_logs_exec_and_port_forward_through_the_apiserver() -> Result<()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
-    let body = wait("a response through port-forward", Duration::from_secs(20), || async move {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        out.contains("served").then_some(out)
-    })
+    let body = wait(
+        "a response through port-forward",
+        Duration::from_secs(20),
+        || async move {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            out.contains("served").then_some(out)
+        },
+    )
     .await;
     let _ = forward.kill();
     let _ = forward.wait();

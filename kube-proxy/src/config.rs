@@ -223,37 +223,7 @@ fn bind_address(
 
 /// Parses a Go `time.Duration` string such as `1s`, `500ms` or `1h2m3s`.
 pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
-    let err = || ConfigError::Duration(s.to_string());
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        let value: f64 = rest[..num_end].parse().map_err(|_| err())?;
-        let unit_rest = &rest[num_end..];
-        let unit_end = unit_rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(unit_rest.len());
-        let scale = match &unit_rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        total += value * scale;
-        rest = &unit_rest[unit_end..];
-    }
-    Ok(Duration::from_secs_f64(total))
+    component_base::component_config::parse_duration(s).map_err(|e| ConfigError::Duration(e.0))
 }
 
 #[cfg(test)]

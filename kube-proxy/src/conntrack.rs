@@ -81,48 +81,40 @@ pub fn stale_entries(changes: &[PortChange]) -> Vec<Stale> {
 /// Deletes the entries; "0 flow entries" is not an error.
 pub async fn flush(entries: &[Stale]) {
     for e in entries {
-        let family = |ip: &IpAddr| if ip.is_ipv4() { "ipv4" } else { "ipv6" };
-        let args: Vec<String> = match e {
+        let (family_ip, filter) = match e {
             Stale::Endpoint {
                 service_ip,
                 endpoint,
-            } => vec![
-                "-D".into(),
-                "-f".into(),
-                family(service_ip).into(),
-                "-p".into(),
-                "udp".into(),
-                "--orig-dst".into(),
-                service_ip.to_string(),
-                "--dst-nat".into(),
-                endpoint.to_string(),
-            ],
+            } => (
+                service_ip,
+                vec![
+                    "--orig-dst".to_string(),
+                    service_ip.to_string(),
+                    "--dst-nat".into(),
+                    endpoint.to_string(),
+                ],
+            ),
             Stale::NodePortEndpoint {
                 node_port,
                 endpoint,
-            } => vec![
-                "-D".into(),
-                "-f".into(),
-                family(endpoint).into(),
-                "-p".into(),
-                "udp".into(),
-                "--orig-port-dst".into(),
-                node_port.to_string(),
-                "--dst-nat".into(),
-                endpoint.to_string(),
-            ],
-            Stale::Service { service_ip } => vec![
-                "-D".into(),
-                "-f".into(),
-                family(service_ip).into(),
-                "-p".into(),
-                "udp".into(),
-                "--orig-dst".into(),
-                service_ip.to_string(),
-            ],
+            } => (
+                endpoint,
+                vec![
+                    "--orig-port-dst".to_string(),
+                    node_port.to_string(),
+                    "--dst-nat".into(),
+                    endpoint.to_string(),
+                ],
+            ),
+            Stale::Service { service_ip } => (
+                service_ip,
+                vec!["--orig-dst".to_string(), service_ip.to_string()],
+            ),
         };
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        match exec::run("conntrack", &refs, None).await {
+        let family = if family_ip.is_ipv4() { "ipv4" } else { "ipv6" };
+        let mut args = vec!["-D", "-f", family, "-p", "udp"];
+        args.extend(filter.iter().map(String::as_str));
+        match exec::run("conntrack", &args, None).await {
             Ok(_) => tracing::debug!(entry = ?e, "deleted stale UDP conntrack entries"),
             Err(err) => tracing::debug!(%err, entry = ?e, "no conntrack entries deleted"),
         }

@@ -462,38 +462,15 @@ impl NftProxier {
         ] {
             let _ = writeln!(tx, "flush map {t} {m}");
         }
-        let _ = writeln!(tx, "flush set {t} {NODEPORT_IPS}");
-        if !node_ips.is_empty() {
-            let list: Vec<String> = node_ips.iter().map(ToString::to_string).collect();
-            let _ = writeln!(
-                tx,
-                "add element {t} {NODEPORT_IPS} {{ {} }}",
-                list.join(" , ")
-            );
-        }
+        refill_set(tx, &t, NODEPORT_IPS, &node_ips);
         let _ = writeln!(tx, "flush set {t} {HAIRPIN}");
-        let _ = writeln!(tx, "flush set {t} {CLUSTER_CIDRS}");
-        let cidrs: Vec<String> = self
-            .cfg
-            .cluster_cidrs
-            .iter()
-            .filter(|c| c.family() == f)
-            .map(ToString::to_string)
-            .collect();
-        if !cidrs.is_empty() {
-            let _ = writeln!(
-                tx,
-                "add element {t} {CLUSTER_CIDRS} {{ {} }}",
-                cidrs.join(" , ")
-            );
-        }
+        let cidrs = self.cfg.cluster_cidrs.iter().filter(|c| c.family() == f);
+        refill_set(tx, &t, CLUSTER_CIDRS, cidrs);
         for (decl, rules) in &chains {
             let name = chain_name(decl);
             let _ = writeln!(tx, "add chain {t} {decl}");
             let _ = writeln!(tx, "flush chain {t} {name}");
-            for r in rules {
-                let _ = writeln!(tx, "add rule {t} {name} {r}");
-            }
+            add_rules(tx, &t, name, rules);
         }
         let mut fragments = HashMap::new();
         for (name, sp) in &self.ports {
@@ -506,16 +483,10 @@ impl NftProxier {
                 let _ = writeln!(tx, "flush chain {t} {chain}");
             }
             for (set, timeout) in &frag.sets {
-                let _ = writeln!(
-                    tx,
-                    "add set {t} {set} {{ type {} ; flags dynamic,timeout ; timeout {timeout}s ; }}",
-                    addr_type(f)
-                );
+                add_affinity_set(tx, &t, f, set, *timeout);
             }
             for (chain, rules) in &frag.chains {
-                for r in rules {
-                    let _ = writeln!(tx, "add rule {t} {chain} {r}");
-                }
+                add_rules(tx, &t, chain, rules);
             }
             for (map, key, verdict) in &frag.elements {
                 let _ = writeln!(tx, "add element {t} {map} {{ {key} : {verdict} }}");
@@ -584,15 +555,7 @@ impl NftProxier {
     ) -> (FamilyState, usize) {
         let t = format!("{} {TABLE}", fam(f));
         if node_ips != prev.node_ips {
-            let _ = writeln!(tx, "flush set {t} {NODEPORT_IPS}");
-            if !node_ips.is_empty() {
-                let list: Vec<String> = node_ips.iter().map(ToString::to_string).collect();
-                let _ = writeln!(
-                    tx,
-                    "add element {t} {NODEPORT_IPS} {{ {} }}",
-                    list.join(" , ")
-                );
-            }
+            refill_set(tx, &t, NODEPORT_IPS, &node_ips);
             prev.node_ips = node_ips;
         }
         let mut rewritten = 0;
@@ -645,17 +608,11 @@ impl NftProxier {
             }
             for (s, timeout) in &new.sets {
                 if old.sets.get(s) != Some(timeout) {
-                    let _ = writeln!(
-                        tx,
-                        "add set {t} {s} {{ type {} ; flags dynamic,timeout ; timeout {timeout}s ; }}",
-                        addr_type(f)
-                    );
+                    add_affinity_set(tx, &t, f, s, *timeout);
                 }
             }
             for (c, rules) in &new.chains {
-                for r in rules {
-                    let _ = writeln!(tx, "add rule {t} {c} {r}");
-                }
+                add_rules(tx, &t, c, rules);
             }
             for c in old.chains.keys().filter(|c| !new.chains.contains_key(*c)) {
                 let _ = writeln!(tx, "delete chain {t} {c}");
@@ -688,6 +645,36 @@ impl NftProxier {
         hairpin_elements(tx, &t, "delete", &gone);
         hairpin_elements(tx, &t, "add", &added);
         (prev, rewritten)
+    }
+}
+
+/// Empties `set`, then adds `items` (if any) in one statement.
+fn refill_set<T: std::fmt::Display>(
+    tx: &mut String,
+    table: &str,
+    set: &str,
+    items: impl IntoIterator<Item = T>,
+) {
+    let _ = writeln!(tx, "flush set {table} {set}");
+    let list: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    if !list.is_empty() {
+        let _ = writeln!(tx, "add element {table} {set} {{ {} }}", list.join(" , "));
+    }
+}
+
+/// Declares a session-affinity set whose entries expire after `timeout` seconds.
+fn add_affinity_set(tx: &mut String, table: &str, f: Family, set: &str, timeout: u32) {
+    let _ = writeln!(
+        tx,
+        "add set {table} {set} {{ type {} ; flags dynamic,timeout ; timeout {timeout}s ; }}",
+        addr_type(f)
+    );
+}
+
+/// Appends `rules` to `chain`.
+fn add_rules(tx: &mut String, table: &str, chain: &str, rules: &[String]) {
+    for r in rules {
+        let _ = writeln!(tx, "add rule {table} {chain} {r}");
     }
 }
 

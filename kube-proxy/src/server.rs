@@ -300,45 +300,44 @@ pub async fn run(
 }
 
 async fn watch_services(api: Api<Service>, tracker: Arc<Tracker>, changes: IntCounter) {
-    let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Init) => tracker.begin_service_relist(),
-            Ok(Event::InitApply(svc)) => tracker.relist_service(svc),
-            Ok(Event::InitDone) => tracker.end_service_relist(),
-            Ok(Event::Apply(svc)) => {
-                changes.inc();
-                tracker.apply_service(svc);
-            }
-            Ok(Event::Delete(svc)) => {
-                changes.inc();
-                tracker.delete_service(&svc);
-            }
-            Err(err) => {
-                tracing::warn!(%err, "watching Services");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
+    watch(api, "Services", changes, |event| match event {
+        Event::Init => tracker.begin_service_relist(),
+        Event::InitApply(svc) => tracker.relist_service(svc),
+        Event::InitDone => tracker.end_service_relist(),
+        Event::Apply(svc) => tracker.apply_service(svc),
+        Event::Delete(svc) => tracker.delete_service(&svc),
+    })
+    .await
 }
 
 async fn watch_slices(api: Api<EndpointSlice>, tracker: Arc<Tracker>, changes: IntCounter) {
+    watch(api, "EndpointSlices", changes, |event| match event {
+        Event::Init => tracker.begin_slice_relist(),
+        Event::InitApply(s) => tracker.relist_slice(s),
+        Event::InitDone => tracker.end_slice_relist(),
+        Event::Apply(s) => tracker.apply_slice(s),
+        Event::Delete(s) => tracker.delete_slice(&s),
+    })
+    .await
+}
+
+/// Feeds every watch event to `handle`, counting changes (applies and deletes) and retrying
+/// after a second when the watch fails.
+async fn watch<K>(api: Api<K>, what: &str, changes: IntCounter, mut handle: impl FnMut(Event<K>))
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
     let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(event) = stream.next().await {
         match event {
-            Ok(Event::Init) => tracker.begin_slice_relist(),
-            Ok(Event::InitApply(s)) => tracker.relist_slice(s),
-            Ok(Event::InitDone) => tracker.end_slice_relist(),
-            Ok(Event::Apply(s)) => {
-                changes.inc();
-                tracker.apply_slice(s);
-            }
-            Ok(Event::Delete(s)) => {
-                changes.inc();
-                tracker.delete_slice(&s);
+            Ok(event) => {
+                if matches!(event, Event::Apply(_) | Event::Delete(_)) {
+                    changes.inc();
+                }
+                handle(event);
             }
             Err(err) => {
-                tracing::warn!(%err, "watching EndpointSlices");
+                tracing::warn!(%err, "watching {what}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

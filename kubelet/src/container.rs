@@ -15,6 +15,14 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::{cri::CONTAINER_NAME_LABEL, envvars, quantity, sandbox};
 
+/// The pod's `terminationGracePeriodSeconds`, 30 when unset.
+pub fn grace_period(pod: &Pod) -> i64 {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30)
+}
+
 /// Annotations upstream's kubelet keeps on containers to rebuild state after a restart.
 pub const RESTART_COUNT_ANNOTATION: &str = "io.kubernetes.container.restartCount";
 pub const TERMINATION_MESSAGE_PATH_ANNOTATION: &str =
@@ -71,11 +79,7 @@ pub fn config(inputs: &ContainerInputs<'_>) -> ContainerConfig {
     let env = &inputs.env;
     let mut labels: HashMap<String, String> = sandbox::pod_labels(pod);
     labels.insert(CONTAINER_NAME_LABEL.into(), c.name.clone());
-    let grace = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.termination_grace_period_seconds)
-        .unwrap_or(30);
+    let grace = grace_period(pod);
     let message_path = c
         .termination_message_path
         .clone()

@@ -41,6 +41,17 @@ pub struct PodFacts<'a> {
     pub node_allocatable: (i64, i64),
 }
 
+impl PodFacts<'_> {
+    /// The pod's namespace, `default` when unset.
+    pub fn namespace(&self) -> String {
+        self.pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
 /// Resolves `fieldPath` of a downward API reference.
 pub fn field_ref(facts: &PodFacts<'_>, path: &str) -> Result<String, EnvError> {
     let meta = &facts.pod.metadata;
@@ -173,12 +184,7 @@ pub async fn container_env(
     facts: &PodFacts<'_>,
     container: &Container,
 ) -> Result<Vec<(String, String)>, EnvError> {
-    let namespace = facts
-        .pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let namespace = facts.namespace();
     let mut env: Vec<(String, String)> = Vec::new();
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
         env.retain(|(existing, _)| *existing != k);

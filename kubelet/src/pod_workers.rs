@@ -278,11 +278,7 @@ impl PodWorkers {
                 }
                 None => match &last {
                     Some(pod) => {
-                        let grace = pod
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.termination_grace_period_seconds)
-                            .unwrap_or(30);
+                        let grace = crate::container::grace_period(pod);
                         sync.terminate(pod, grace).await.map(|()| Next::Finished)
                     }
                     None => Ok(Next::Finished),

@@ -1,47 +1,26 @@
 //! Resource quantities ("500m", "128Mi", "1.5", "2e3") as numbers, for cgroup settings,
 //! admission and `resourceFieldRef`.
 
+use apimachinery::quantity::ParsedQuantity;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+fn parsed(q: &Quantity) -> Option<ParsedQuantity> {
+    ParsedQuantity::parse(q.0.trim())
+}
 
 /// The quantity's value, or `None` when it does not parse.
 pub fn parse(q: &Quantity) -> Option<f64> {
-    let s = q.0.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    let value: f64 = number.parse().ok()?;
-    let scale = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse().ok()?),
-        _ => return None,
-    };
-    Some(value * scale)
+    parsed(q).map(|p| p.as_f64())
 }
 
 /// CPU in millicores, rounded up as upstream does.
 pub fn milli_cpu(q: &Quantity) -> Option<i64> {
-    parse(q).map(|v| (v * 1000.0).ceil() as i64)
+    parsed(q)?.milli_value()
 }
 
 /// Bytes, rounded up.
 pub fn bytes(q: &Quantity) -> Option<i64> {
-    parse(q).map(|v| v.ceil() as i64)
+    parsed(q)?.value()
 }
 
 #[cfg(test)]

@@ -643,11 +643,7 @@ impl PodSync {
             if let Ok(status) = self.ctx.runtime.container_status(&id).await {
                 if let Err(why) = self.probes.run_handler(pod, &pod_ip, &status, hook).await {
                     tracing::warn!(pod = %key(pod), container = %c.name, %why, "FailedPostStartHook");
-                    let grace = pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.termination_grace_period_seconds)
-                        .unwrap_or(30);
+                    let grace = crate::container::grace_period(pod);
                     let _ = self.ctx.runtime.stop_container(&id, grace).await;
                     return Err(("PostStartHookError".into(), why));
                 }

@@ -85,12 +85,7 @@ async fn setup_one(
         volume: name.clone(),
         source,
     };
-    let namespace = facts
-        .pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let namespace = facts.namespace();
     if let Some(empty) = &volume.empty_dir {
         let path = dir.join("kubernetes.io~empty-dir").join(&name);
         std::fs::create_dir_all(&path).map_err(io)?;
@@ -118,141 +113,48 @@ async fn setup_one(
         }
         return Ok(path);
     }
-    let source = |source| VolumeError::Source {
-        volume: name.clone(),
-        source,
-    };
+    let source = source_error(&name);
     let mut files: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
     let kind;
     if let Some(cm) = &volume.config_map {
         kind = "kubernetes.io~configmap";
         let mode = cm.default_mode.unwrap_or(0o644) as u32;
-        match envvars::config_map(client, &namespace, &cm.name)
-            .await
-            .map_err(source)?
-        {
-            Some(obj) => {
-                let mut data: BTreeMap<String, Vec<u8>> = obj
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                data.extend(
-                    obj.binary_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0)),
-                );
-                project(&mut files, &data, cm.items.as_deref(), mode);
-            }
-            None if cm.optional == Some(true) => {}
-            None => {
-                return Err(VolumeError::ConfigMapNotFound {
-                    volume: name.clone(),
-                    name: cm.name.clone(),
-                })
-            }
+        let data = config_map_data(client, &namespace, &name, &cm.name, cm.optional, true).await?;
+        if let Some(data) = data {
+            project(&mut files, &data, cm.items.as_deref(), mode);
         }
     } else if let Some(s) = &volume.secret {
         kind = "kubernetes.io~secret";
         let mode = s.default_mode.unwrap_or(0o644) as u32;
         let secret_name = s.secret_name.clone().unwrap_or_default();
-        match envvars::secret(client, &namespace, &secret_name)
-            .await
-            .map_err(source)?
+        if let Some(data) = secret_data(client, &namespace, &name, &secret_name, s.optional).await?
         {
-            Some(obj) => {
-                let data = obj
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                project(&mut files, &data, s.items.as_deref(), mode);
-            }
-            None if s.optional == Some(true) => {}
-            None => {
-                return Err(VolumeError::SecretNotFound {
-                    volume: name.clone(),
-                    name: secret_name,
-                })
-            }
+            project(&mut files, &data, s.items.as_deref(), mode);
         }
     } else if let Some(d) = &volume.downward_api {
         kind = "kubernetes.io~downward-api";
         let mode = d.default_mode.unwrap_or(0o644) as u32;
-        for item in d.items.iter().flatten() {
-            let value = downward_item(facts, item).map_err(source)?;
-            files.insert(
-                item.path.clone(),
-                (
-                    value.into_bytes(),
-                    item.mode.map(|m| m as u32).unwrap_or(mode),
-                ),
-            );
-        }
+        project_downward(&mut files, facts, d.items.as_deref(), mode).map_err(source)?;
     } else if let Some(p) = &volume.projected {
         kind = "kubernetes.io~projected";
         let mode = p.default_mode.unwrap_or(0o644) as u32;
         for src in p.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
-                match envvars::config_map(client, &namespace, &cm.name)
-                    .await
-                    .map_err(source)?
-                {
-                    Some(obj) => {
-                        let data = obj
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into_bytes()))
-                            .collect();
-                        project(&mut files, &data, cm.items.as_deref(), mode);
-                    }
-                    None if cm.optional == Some(true) => {}
-                    None => {
-                        return Err(VolumeError::ConfigMapNotFound {
-                            volume: name.clone(),
-                            name: cm.name.clone(),
-                        })
-                    }
+                let data = config_map_data(client, &namespace, &name, &cm.name, cm.optional, false)
+                    .await?;
+                if let Some(data) = data {
+                    project(&mut files, &data, cm.items.as_deref(), mode);
                 }
             }
             if let Some(s) = &src.secret {
-                match envvars::secret(client, &namespace, &s.name)
-                    .await
-                    .map_err(source)?
+                if let Some(data) =
+                    secret_data(client, &namespace, &name, &s.name, s.optional).await?
                 {
-                    Some(obj) => {
-                        let data = obj
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0))
-                            .collect();
-                        project(&mut files, &data, s.items.as_deref(), mode);
-                    }
-                    None if s.optional == Some(true) => {}
-                    None => {
-                        return Err(VolumeError::SecretNotFound {
-                            volume: name.clone(),
-                            name: s.name.clone(),
-                        })
-                    }
+                    project(&mut files, &data, s.items.as_deref(), mode);
                 }
             }
             if let Some(d) = &src.downward_api {
-                for item in d.items.iter().flatten() {
-                    let value = downward_item(facts, item).map_err(source)?;
-                    files.insert(
-                        item.path.clone(),
-                        (
-                            value.into_bytes(),
-                            item.mode.map(|m| m as u32).unwrap_or(mode),
-                        ),
-                    );
-                }
+                project_downward(&mut files, facts, d.items.as_deref(), mode).map_err(source)?;
             }
             if let Some(t) = &src.service_account_token {
                 let audience = t.audience.as_deref().filter(|a| !a.is_empty());
@@ -284,6 +186,100 @@ async fn setup_one(
     let path = dir.join(kind).join(&name);
     write_atomic(&path, &files).map_err(io)?;
     Ok(path)
+}
+
+/// Wraps an error resolving the source of `volume`.
+fn source_error(volume: &str) -> impl Fn(EnvError) -> VolumeError + Copy + '_ {
+    move |source| VolumeError::Source {
+        volume: volume.to_string(),
+        source,
+    }
+}
+
+/// The data of configMap `cm` (with its binaryData when `binary`); `None` when it does not
+/// exist and is optional.
+async fn config_map_data(
+    client: Option<&kube::Client>,
+    namespace: &str,
+    volume: &str,
+    cm: &str,
+    optional: Option<bool>,
+    binary: bool,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, VolumeError> {
+    let found = envvars::config_map(client, namespace, cm)
+        .await
+        .map_err(source_error(volume))?;
+    match found {
+        Some(obj) => {
+            let mut data: BTreeMap<String, Vec<u8>> = obj
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect();
+            if binary {
+                data.extend(
+                    obj.binary_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0)),
+                );
+            }
+            Ok(Some(data))
+        }
+        None if optional == Some(true) => Ok(None),
+        None => Err(VolumeError::ConfigMapNotFound {
+            volume: volume.to_string(),
+            name: cm.to_string(),
+        }),
+    }
+}
+
+/// The data of secret `secret`; `None` when it does not exist and is optional.
+async fn secret_data(
+    client: Option<&kube::Client>,
+    namespace: &str,
+    volume: &str,
+    secret: &str,
+    optional: Option<bool>,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, VolumeError> {
+    let found = envvars::secret(client, namespace, secret)
+        .await
+        .map_err(source_error(volume))?;
+    match found {
+        Some(obj) => Ok(Some(
+            obj.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect(),
+        )),
+        None if optional == Some(true) => Ok(None),
+        None => Err(VolumeError::SecretNotFound {
+            volume: volume.to_string(),
+            name: secret.to_string(),
+        }),
+    }
+}
+
+/// Adds the downward API `items` to `files`, each with its own mode or `mode`.
+fn project_downward(
+    files: &mut BTreeMap<String, (Vec<u8>, u32)>,
+    facts: &PodFacts<'_>,
+    items: Option<&[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]>,
+    mode: u32,
+) -> Result<(), EnvError> {
+    for item in items.into_iter().flatten() {
+        let value = downward_item(facts, item)?;
+        files.insert(
+            item.path.clone(),
+            (
+                value.into_bytes(),
+                item.mode.map(|m| m as u32).unwrap_or(mode),
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn downward_item(

@@ -318,39 +318,17 @@ impl Profile {
     }
 }
 
-/// Parses a Go duration such as `15s`, `1m30s` or `500ms`.
+/// Parses a Go duration such as `15s`, `1m30s` or `500ms`. Unlike upstream, a bare `0` has
+/// always been rejected here: every number needs a unit.
 pub fn parse_duration(field: &'static str, value: &str) -> Result<Duration, ConfigError> {
     let err = || ConfigError::Duration {
         field,
         value: value.to_string(),
     };
-    let mut rest = value.trim();
-    if rest.is_empty() {
-        return Err(err());
+    match value.trim() {
+        "0" => Err(err()),
+        text => component_base::component_config::parse_duration(text).map_err(|_| err()),
     }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        let number: f64 = rest[..num_len].parse().map_err(|_| err())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]

@@ -105,59 +105,7 @@ pub fn quantity_value(name: &str, q: &Quantity) -> i64 {
 
 /// Parses a quantity string and returns `value * 10^scale`, rounded up.
 pub fn parse_scaled(text: &str, scale: i32) -> Option<i64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let (negative, number) = match number.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, number.strip_prefix('+').unwrap_or(number)),
-    };
-    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    let digits = format!("{int_part}{frac_part}");
-    let mut mantissa: i128 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok()?
-    };
-    let mut exp10: i32 = -(frac_part.len() as i32) + scale;
-    let (bin, dec) = match suffix {
-        "" => (0, 0),
-        "Ki" => (10, 0),
-        "Mi" => (20, 0),
-        "Gi" => (30, 0),
-        "Ti" => (40, 0),
-        "Pi" => (50, 0),
-        "Ei" => (60, 0),
-        "n" => (0, -9),
-        "u" => (0, -6),
-        "m" => (0, -3),
-        "k" => (0, 3),
-        "M" => (0, 6),
-        "G" => (0, 9),
-        "T" => (0, 12),
-        "P" => (0, 15),
-        "E" => (0, 18),
-        s if s.starts_with('e') || s.starts_with('E') => (0, s[1..].parse::<i32>().ok()?),
-        _ => return None,
-    };
-    mantissa = mantissa.checked_mul(1i128.checked_shl(bin)?)?;
-    exp10 += dec;
-    while exp10 > 0 {
-        mantissa = mantissa.checked_mul(10)?;
-        exp10 -= 1;
-    }
-    let mut value = mantissa;
-    if exp10 < 0 {
-        let div = 10i128.checked_pow(exp10.unsigned_abs())?;
-        value = mantissa / div + i128::from(mantissa % div != 0);
-    }
-    let value = if negative { -value } else { value };
-    i64::try_from(value).ok()
+    apimachinery::quantity::parse_scaled(text, scale).and_then(|v| i64::try_from(v).ok())
 }
 
 fn container_requests(c: &Container) -> Resources {

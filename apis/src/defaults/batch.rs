@@ -7,8 +7,8 @@
 use serde_json::Value;
 
 use super::fields::{
-    default_string, default_unset, for_each_object, is_empty, is_unset, object_mut, struct_mut,
-    Object,
+    default_empty, default_string, default_unset, for_each_object, is_unset, object_mut,
+    struct_mut, Object,
 };
 use super::pod_spec;
 
@@ -27,17 +27,9 @@ pub(crate) fn apply(kind: &str, obj: &mut Object) {
 }
 
 fn job(obj: &mut Object) {
-    let template_labels = obj
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .and_then(|t| t.get("metadata"))
-        .and_then(|m| m.get("labels"))
-        .filter(|l| l.as_object().is_some_and(|l| !l.is_empty()))
-        .cloned();
+    let template_labels = pod_spec::template_labels(obj);
     if let (Some(labels), Some(metadata)) = (template_labels, struct_mut(obj, "metadata")) {
-        if is_empty(metadata, "labels") {
-            metadata.insert("labels".into(), labels);
-        }
+        default_empty(metadata, "labels", labels);
     }
     let Some(spec) = struct_mut(obj, "spec") else {
         return;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::fields::{
-    default_string, default_unset, for_each_object, is_empty, object_mut, struct_mut, Object,
+    default_empty, default_string, default_unset, for_each_object, object_mut, struct_mut, Object,
 };
 use super::{limit_range, namespace, persistent_volume, pod, pod_spec, service};
 
@@ -47,23 +47,12 @@ fn node(obj: &mut Object) {
 
 /// One replica; selector and object labels fall back to the pod template's labels.
 fn replication_controller(obj: &mut Object) {
-    let template_labels = obj
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .and_then(|t| t.get("metadata"))
-        .and_then(|m| m.get("labels"))
-        .filter(|l| l.as_object().is_some_and(|l| !l.is_empty()))
-        .cloned();
-    if let Some(labels) = template_labels {
+    if let Some(labels) = pod_spec::template_labels(obj) {
         if let Some(spec) = object_mut(obj, "spec") {
-            if is_empty(spec, "selector") {
-                spec.insert("selector".into(), labels.clone());
-            }
+            default_empty(spec, "selector", labels.clone());
         }
         if let Some(metadata) = struct_mut(obj, "metadata") {
-            if is_empty(metadata, "labels") {
-                metadata.insert("labels".into(), labels);
-            }
+            default_empty(metadata, "labels", labels);
         }
     }
     let Some(spec) = struct_mut(obj, "spec") else {

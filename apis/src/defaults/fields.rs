@@ -41,6 +41,13 @@ pub(crate) fn default_unset(obj: &mut Object, key: &str, value: Value) {
     }
 }
 
+/// Sets a slice or map field that is absent, null or empty.
+pub(crate) fn default_empty(obj: &mut Object, key: &str, value: Value) {
+    if is_empty(obj, key) {
+        obj.insert(key.to_owned(), value);
+    }
+}
+
 /// Sets a string field that is absent, null or "".
 pub(crate) fn default_string(obj: &mut Object, key: &str, value: &str) {
     if string_of(obj, key) == Some("") {

@@ -34,6 +34,18 @@ pub(crate) fn apply_template(template: &mut Object) {
     }
 }
 
+/// The non-empty labels of a workload's pod template (`spec.template.metadata.labels`), which
+/// the workload's own labels (and a replication controller's selector) fall back to.
+pub(crate) fn template_labels(workload: &Object) -> Option<Value> {
+    workload
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .and_then(|t| t.get("metadata"))
+        .and_then(|m| m.get("labels"))
+        .filter(|l| l.as_object().is_some_and(|l| !l.is_empty()))
+        .cloned()
+}
+
 /// Defaults the pod template at `key` of a workload spec, when there is one.
 pub(crate) fn apply_template_at(workload_spec: &mut Object, key: &str) {
     if let Some(template) = struct_mut(workload_spec, key) {

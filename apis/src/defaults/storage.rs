@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::fields::{default_unset, is_empty, struct_mut, Object};
+use super::fields::{default_empty, default_unset, struct_mut, Object};
 
 /// Defaults a `storage.k8s.io` object of `kind`; kinds without defaults are left untouched.
 pub(crate) fn apply(kind: &str, obj: &mut Object) {
@@ -31,9 +31,7 @@ fn csi_driver(spec: &mut Object) {
         "fsGroupPolicy",
         Value::from("ReadWriteOnceWithFSType"),
     );
-    if is_empty(spec, "volumeLifecycleModes") {
-        spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
-    }
+    default_empty(spec, "volumeLifecycleModes", json!(["Persistent"]));
     default_unset(spec, "requiresRepublish", Value::Bool(false));
     default_unset(spec, "seLinuxMount", Value::Bool(false));
 }

@@ -79,6 +79,19 @@ pub(super) const IMAGES: Column = col(
     1,
 );
 
+/// The READY column of a deployment or stateful set (see `fields::ready_of_desired`).
+pub(super) const READY_OF_DESIRED: Column = col(
+    "Ready",
+    "string",
+    "Ready replicas out of desired replicas.",
+    0,
+);
+
+/// Wide column showing the label selector of the pods an object manages or routes to.
+pub(super) const fn selector(description: &'static str) -> Column {
+    col("Selector", "string", description, 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

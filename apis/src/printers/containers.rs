@@ -1,8 +1,35 @@
-//! The CONTAINERS and IMAGES cells shared by the workload printers.
+//! The CONTAINERS and IMAGES cells shared by the workload printers, and the row layout
+//! they share: NAME, the kind's own cells, AGE, CONTAINERS, IMAGES and (wide) SELECTOR.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::fields;
+
+/// The pod spec of a workload's `spec.template`.
+pub(super) fn template_spec(workload: &Value) -> Option<&Value> {
+    fields::get(workload, &["spec", "template", "spec"])
+}
+
+/// A workload row: the name, the kind's own `cells`, the age, the containers and images of
+/// `pod_spec`, and the selector cell when the table has one.
+pub(super) fn workload_row(
+    workload: &Value,
+    now: DateTime<Utc>,
+    cells: Vec<Value>,
+    pod_spec: Option<&Value>,
+    selector: Option<String>,
+) -> Vec<Value> {
+    let (names, images) = names_and_images(pod_spec);
+    let mut row = Vec::with_capacity(cells.len() + 5);
+    row.push(fields::name(workload).into());
+    row.extend(cells);
+    row.push(fields::age(workload, now).into());
+    row.push(names.into());
+    row.push(images.into());
+    row.extend(selector.map(Value::from));
+    row
+}
 
 /// Comma-joined container names and images of a pod spec's `containers`.
 pub(super) fn names_and_images(pod_spec: Option<&Value>) -> (String, String) {

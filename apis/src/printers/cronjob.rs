@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
+use super::column::{self, col, Column, AGE, CONTAINERS, IMAGES, NAME};
 use super::{containers, duration, fields, labels};
 
 pub(super) const COLUMNS: &[Column] = &[
@@ -32,18 +32,12 @@ pub(super) const COLUMNS: &[Column] = &[
     AGE,
     CONTAINERS,
     IMAGES,
-    col(
-        "Selector",
-        "string",
-        "Label selector of the job template.",
-        1,
-    ),
+    column::selector("Label selector of the job template."),
 ];
 
 pub(super) fn cells(cj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let job_spec = fields::get(cj, &["spec", "jobTemplate", "spec"]);
-    let (names, images) =
-        containers::names_and_images(job_spec.and_then(|s| fields::get(s, &["template", "spec"])));
+    let pod_spec = job_spec.and_then(|s| fields::get(s, &["template", "spec"]));
     let last_schedule = fields::time(cj, &["status", "lastScheduleTime"])
         .map_or_else(|| "<none>".to_owned(), |t| duration::since(Some(t), now));
     let suspend = match fields::opt_bool(cj, &["spec", "suspend"]) {
@@ -52,8 +46,7 @@ pub(super) fn cells(cj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         None => "<unset>",
     };
     let selector = job_spec.and_then(|s| fields::get(s, &["selector"]));
-    vec![
-        fields::name(cj).into(),
+    let own = vec![
         fields::str(cj, &["spec", "schedule"]).into(),
         fields::opt_str(cj, &["spec", "timeZone"])
             .unwrap_or("<none>")
@@ -61,11 +54,9 @@ pub(super) fn cells(cj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         suspend.into(),
         fields::array(cj, &["status", "active"]).len().into(),
         last_schedule.into(),
-        fields::age(cj, now).into(),
-        names.into(),
-        images.into(),
-        labels::format_label_selector(selector).into(),
-    ]
+    ];
+    let selector = labels::format_label_selector(selector);
+    containers::workload_row(cj, now, own, pod_spec, Some(selector))
 }
 
 #[cfg(test)]

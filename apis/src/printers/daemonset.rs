@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
+use super::column::{self, col, Column, AGE, CONTAINERS, IMAGES, NAME};
 use super::{containers, fields, labels};
 
 pub(super) const COLUMNS: &[Column] = &[
@@ -43,32 +43,23 @@ pub(super) const COLUMNS: &[Column] = &[
     AGE,
     CONTAINERS,
     IMAGES,
-    col(
-        "Selector",
-        "string",
-        "Label selector for the daemon set's pods.",
-        1,
-    ),
+    column::selector("Label selector for the daemon set's pods."),
 ];
 
 pub(super) fn cells(ds: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let pod_spec = fields::get(ds, &["spec", "template", "spec"]);
-    let (names, images) = containers::names_and_images(pod_spec);
+    let pod_spec = containers::template_spec(ds);
     let node_selector = pod_spec.and_then(|spec| fields::map(spec, &["nodeSelector"]));
     let status = |field: &str| fields::int(ds, &["status", field]);
-    vec![
-        fields::name(ds).into(),
+    let own = vec![
         status("desiredNumberScheduled").into(),
         status("currentNumberScheduled").into(),
         status("numberReady").into(),
         status("updatedNumberScheduled").into(),
         status("numberAvailable").into(),
         labels::format_labels(node_selector).into(),
-        fields::age(ds, now).into(),
-        names.into(),
-        images.into(),
-        labels::format_label_selector(fields::get(ds, &["spec", "selector"])).into(),
-    ]
+    ];
+    let selector = labels::format_label_selector(fields::get(ds, &["spec", "selector"]));
+    containers::workload_row(ds, now, own, pod_spec, Some(selector))
 }
 
 #[cfg(test)]

@@ -4,17 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
+use super::column::{self, col, Column, AGE, CONTAINERS, IMAGES, NAME, READY_OF_DESIRED};
 use super::{containers, fields, labels};
 
 pub(super) const COLUMNS: &[Column] = &[
     NAME,
-    col(
-        "Ready",
-        "string",
-        "Ready replicas out of desired replicas.",
-        0,
-    ),
+    READY_OF_DESIRED,
     col(
         "Up-to-date",
         "string",
@@ -25,34 +20,18 @@ pub(super) const COLUMNS: &[Column] = &[
     AGE,
     CONTAINERS,
     IMAGES,
-    col(
-        "Selector",
-        "string",
-        "Label selector for the deployment's pods.",
-        1,
-    ),
+    column::selector("Label selector for the deployment's pods."),
 ];
 
 pub(super) fn cells(d: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let (names, images) =
-        containers::names_and_images(fields::get(d, &["spec", "template", "spec"]));
     let selector = labels::selector_string(fields::get(d, &["spec", "selector"]))
         .unwrap_or_else(|_| "<invalid>".to_owned());
-    vec![
-        fields::name(d).into(),
-        format!(
-            "{}/{}",
-            fields::int(d, &["status", "readyReplicas"]),
-            fields::int(d, &["spec", "replicas"])
-        )
-        .into(),
+    let own = vec![
+        fields::ready_of_desired(d).into(),
         fields::int(d, &["status", "updatedReplicas"]).into(),
         fields::int(d, &["status", "availableReplicas"]).into(),
-        fields::age(d, now).into(),
-        names.into(),
-        images.into(),
-        selector.into(),
-    ]
+    ];
+    containers::workload_row(d, now, own, containers::template_spec(d), Some(selector))
 }
 
 #[cfg(test)]

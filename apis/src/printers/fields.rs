@@ -86,6 +86,15 @@ pub(super) fn age(obj: &Value, now: DateTime<Utc>) -> String {
     duration::since(time(obj, &["metadata", "creationTimestamp"]), now)
 }
 
+/// The READY cell of a deployment or stateful set: "readyReplicas/replicas".
+pub(super) fn ready_of_desired(obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        int(obj, &["status", "readyReplicas"]),
+        int(obj, &["spec", "replicas"])
+    )
+}
+
 /// An int-or-string field as Go's `IntOrString.String()` prints it.
 pub(super) fn int_or_string(v: &Value) -> Option<String> {
     match v {

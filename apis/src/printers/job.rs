@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
+use super::column::{self, col, Column, AGE, CONTAINERS, IMAGES, NAME};
 use super::{containers, duration, fields, labels};
 
 pub(super) const COLUMNS: &[Column] = &[
@@ -30,27 +30,23 @@ pub(super) const COLUMNS: &[Column] = &[
     AGE,
     CONTAINERS,
     IMAGES,
-    col(
-        "Selector",
-        "string",
-        "Label selector for the job's pods.",
-        1,
-    ),
+    column::selector("Label selector for the job's pods."),
 ];
 
 pub(super) fn cells(job: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let (names, images) =
-        containers::names_and_images(fields::get(job, &["spec", "template", "spec"]));
-    vec![
-        fields::name(job).into(),
+    let own = vec![
         status(job).into(),
         completions(job).into(),
         job_duration(job, now).into(),
-        fields::age(job, now).into(),
-        names.into(),
-        images.into(),
-        labels::format_label_selector(fields::get(job, &["spec", "selector"])).into(),
-    ]
+    ];
+    let selector = labels::format_label_selector(fields::get(job, &["spec", "selector"]));
+    containers::workload_row(
+        job,
+        now,
+        own,
+        containers::template_spec(job),
+        Some(selector),
+    )
 }
 
 /// The first matching state in upstream's order of precedence.

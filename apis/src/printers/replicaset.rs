@@ -4,38 +4,46 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
+use super::column::{self, col, Column, AGE, CONTAINERS, IMAGES, NAME};
 use super::{containers, fields, labels};
 
-pub(super) const COLUMNS: &[Column] = &[
-    NAME,
-    col("Desired", "integer", "Number of replicas asked for.", 0),
-    col("Current", "integer", "Number of replicas that exist.", 0),
-    col("Ready", "integer", "Number of replicas that are ready.", 0),
-    AGE,
-    CONTAINERS,
-    IMAGES,
-    col(
-        "Selector",
-        "string",
-        "Label selector for the replica set's pods.",
-        1,
-    ),
-];
+pub(super) const COLUMNS: &[Column] =
+    &replica_columns("Label selector for the replica set's pods.");
 
 pub(super) fn cells(rs: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let (names, images) =
-        containers::names_and_images(fields::get(rs, &["spec", "template", "spec"]));
-    vec![
-        fields::name(rs).into(),
-        fields::int(rs, &["spec", "replicas"]).into(),
-        fields::int(rs, &["status", "replicas"]).into(),
-        fields::int(rs, &["status", "readyReplicas"]).into(),
-        fields::age(rs, now).into(),
-        names.into(),
-        images.into(),
-        labels::format_label_selector(fields::get(rs, &["spec", "selector"])).into(),
+    let selector = labels::format_label_selector(fields::get(rs, &["spec", "selector"]));
+    replica_cells(rs, now, selector)
+}
+
+/// The columns of a replica set or replication controller, which differ only in what the
+/// selector column describes.
+pub(super) const fn replica_columns(selector_description: &'static str) -> [Column; 8] {
+    [
+        NAME,
+        col("Desired", "integer", "Number of replicas asked for.", 0),
+        col("Current", "integer", "Number of replicas that exist.", 0),
+        col("Ready", "integer", "Number of replicas that are ready.", 0),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        column::selector(selector_description),
     ]
+}
+
+/// A replica set's or replication controller's row, given its formatted selector.
+pub(super) fn replica_cells(obj: &Value, now: DateTime<Utc>, selector: String) -> Vec<Value> {
+    let replicas = vec![
+        fields::int(obj, &["spec", "replicas"]).into(),
+        fields::int(obj, &["status", "replicas"]).into(),
+        fields::int(obj, &["status", "readyReplicas"]).into(),
+    ];
+    containers::workload_row(
+        obj,
+        now,
+        replicas,
+        containers::template_spec(obj),
+        Some(selector),
+    )
 }
 
 #[cfg(test)]

@@ -4,38 +4,17 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
-use super::{containers, fields, labels};
+use super::column::Column;
+use super::replicaset::{replica_cells, replica_columns};
+use super::{fields, labels};
 
-pub(super) const COLUMNS: &[Column] = &[
-    NAME,
-    col("Desired", "integer", "Number of replicas asked for.", 0),
-    col("Current", "integer", "Number of replicas that exist.", 0),
-    col("Ready", "integer", "Number of replicas that are ready.", 0),
-    AGE,
-    CONTAINERS,
-    IMAGES,
-    col(
-        "Selector",
-        "string",
-        "Labels of the pods the controller manages.",
-        1,
-    ),
-];
+pub(super) const COLUMNS: &[Column] =
+    &replica_columns("Labels of the pods the controller manages.");
 
+/// The replica set's row; the selector is a plain label map.
 pub(super) fn cells(rc: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let (names, images) =
-        containers::names_and_images(fields::get(rc, &["spec", "template", "spec"]));
-    vec![
-        fields::name(rc).into(),
-        fields::int(rc, &["spec", "replicas"]).into(),
-        fields::int(rc, &["status", "replicas"]).into(),
-        fields::int(rc, &["status", "readyReplicas"]).into(),
-        fields::age(rc, now).into(),
-        names.into(),
-        images.into(),
-        labels::format_labels(fields::map(rc, &["spec", "selector"])).into(),
-    ]
+    let selector = labels::format_labels(fields::map(rc, &["spec", "selector"]));
+    replica_cells(rc, now, selector)
 }
 
 #[cfg(test)]

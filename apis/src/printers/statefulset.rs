@@ -3,37 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::column::{col, Column, AGE, CONTAINERS, IMAGES, NAME};
+use super::column::{Column, AGE, CONTAINERS, IMAGES, NAME, READY_OF_DESIRED};
 use super::{containers, fields};
 
-pub(super) const COLUMNS: &[Column] = &[
-    NAME,
-    col(
-        "Ready",
-        "string",
-        "Ready replicas out of desired replicas.",
-        0,
-    ),
-    AGE,
-    CONTAINERS,
-    IMAGES,
-];
+pub(super) const COLUMNS: &[Column] = &[NAME, READY_OF_DESIRED, AGE, CONTAINERS, IMAGES];
 
 pub(super) fn cells(sts: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let (names, images) =
-        containers::names_and_images(fields::get(sts, &["spec", "template", "spec"]));
-    vec![
-        fields::name(sts).into(),
-        format!(
-            "{}/{}",
-            fields::int(sts, &["status", "readyReplicas"]),
-            fields::int(sts, &["spec", "replicas"])
-        )
-        .into(),
-        fields::age(sts, now).into(),
-        names.into(),
-        images.into(),
-    ]
+    let own = vec![fields::ready_of_desired(sts).into()];
+    containers::workload_row(sts, now, own, containers::template_spec(sts), None)
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use super::path::Path;
 use super::pod_spec::validate_pod_template_spec;
 use super::selector::validate_label_selector;
 use super::workload::{
-    check_selector_matches, non_negative, restart_always_only, selector_of, spec_of,
-    template_spec_field, validate_required_selector, validate_template_for_replica_set,
+    check_selector_matches, non_negative, restart_always_only,
+    restart_always_only_without_deadline, selector_of, spec_of, template_spec_field,
+    validate_required_selector, validate_template_for_replica_set,
 };
 use serde_json::{Map, Value};
 
@@ -74,15 +75,20 @@ fn validate_replicated_spec(spec: &Value, what: &str, path: &Path, errs: &mut Er
     non_negative(spec, "replicas", path, errs);
     validate_required_selector(spec, what, path, errs);
     match selector_of(spec) {
-        None => errs.push(FieldError::invalid(
-            &path.child("selector"),
-            access::get(spec, "selector")
-                .cloned()
-                .unwrap_or(Value::Null),
-            "invalid label selector",
-        )),
+        None => unparsable_selector(spec, path, "invalid label selector", errs),
         Some(sel) => validate_template_for_replica_set(spec, &sel, path, errs),
     }
+}
+
+/// The error for a `spec.selector` that `selector_of` cannot read.
+fn unparsable_selector(spec: &Value, path: &Path, detail: &str, errs: &mut Errors) {
+    errs.push(FieldError::invalid(
+        &path.child("selector"),
+        access::get(spec, "selector")
+            .cloned()
+            .unwrap_or(Value::Null),
+        detail,
+    ));
 }
 
 fn deployment_spec(obj: &Value, errs: &mut Errors) {
@@ -177,13 +183,7 @@ fn stateful_set_spec(obj: &Value, errs: &mut Errors) {
     let tpath = path.child("template");
     let template = access::object(spec, "template", &path, errs).unwrap_or(&Value::Null);
     match selector_of(spec) {
-        None => errs.push(FieldError::invalid(
-            &path.child("selector"),
-            access::get(spec, "selector")
-                .cloned()
-                .unwrap_or(Value::Null),
-            "",
-        )),
+        None => unparsable_selector(spec, &path, "", errs),
         Some(sel) => {
             if !sel.is_everything() {
                 check_selector_matches(&sel, template, &tpath, errs);
@@ -263,14 +263,7 @@ fn daemon_set_spec(obj: &Value, errs: &mut Errors) {
         }
     }
     validate_pod_template_spec(template, &tpath, errs);
-    restart_always_only(template, &tpath, errs);
-    if let Some(ads) = template_spec_field(template, "activeDeadlineSeconds") {
-        errs.push(FieldError::invalid(
-            &tpath.child("spec").child("activeDeadlineSeconds"),
-            ads.clone(),
-            "activeDeadlineSeconds in DaemonSet is not Supported",
-        ));
-    }
+    restart_always_only_without_deadline(template, &tpath, "DaemonSet", errs);
     non_negative(spec, "minReadySeconds", &path, errs);
     non_negative(spec, "templateGeneration", &path, errs);
     validate_daemon_set_strategy(spec, &path, errs);

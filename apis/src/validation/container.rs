@@ -158,25 +158,37 @@ fn validate_env(ctr: &Value, path: &Path, errs: &mut Errors) {
                 _ => validate_key_selector(src, &from_path.child(key), errs),
             }
         }
-        if count == 0 {
-            errs.push(FieldError::invalid(
-                &from_path,
-                "",
-                "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
-            ));
-        } else if !access::str_or_empty(ev, "value", &p, errs).is_empty() {
+        if count != 0 && !access::str_or_empty(ev, "value", &p, errs).is_empty() {
             errs.push(FieldError::invalid(
                 &from_path,
                 "",
                 "may not be specified when `value` is not empty",
             ));
-        } else if count > 1 {
-            errs.push(FieldError::invalid(
+        } else {
+            validate_one_source(
+                count,
+                "`fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
                 &from_path,
-                "",
-                "may not have more than one field specified at a time",
-            ));
+                errs,
+            );
         }
+    }
+}
+
+/// A `valueFrom` or `envFrom` entry sets exactly one of its sources (`sources` names them).
+fn validate_one_source(count: usize, sources: &str, path: &Path, errs: &mut Errors) {
+    if count == 0 {
+        errs.push(FieldError::invalid(
+            path,
+            "",
+            &format!("must specify one of: {sources}"),
+        ));
+    } else if count > 1 {
+        errs.push(FieldError::invalid(
+            path,
+            "",
+            "may not have more than one field specified at a time",
+        ));
     }
 }
 
@@ -200,19 +212,7 @@ fn validate_env_from(ctr: &Value, path: &Path, errs: &mut Errors) {
                 }
             }
         }
-        if count == 0 {
-            errs.push(FieldError::invalid(
-                &p,
-                "",
-                "must specify one of: `configMapRef` or `secretRef`",
-            ));
-        } else if count > 1 {
-            errs.push(FieldError::invalid(
-                &p,
-                "",
-                "may not have more than one field specified at a time",
-            ));
-        }
+        validate_one_source(count, "`configMapRef` or `secretRef`", &p, errs);
     }
 }
 
@@ -356,14 +356,7 @@ pub fn validate_containers(
     for (i, ctr) in containers.iter().enumerate() {
         let p = list_path.index(i);
         validate_container_common(ctr, volumes, &p, errs);
-        let name = access::get(ctr, "name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if names.iter().any(|n| n == name) {
-            errs.push(FieldError::duplicate(&p.child("name"), name));
-        } else {
-            names.push(name.to_string());
-        }
+        validate_unique_name(ctr, &mut names, &p, errs);
         validate_probes(ctr, &p, errs);
         if access::get(ctr, "restartPolicy").is_some() {
             errs.push(FieldError::forbidden(
@@ -373,6 +366,18 @@ pub fn validate_containers(
         }
     }
     names
+}
+
+/// A container's name may not repeat one in `names`; a new one is added to them.
+fn validate_unique_name(ctr: &Value, names: &mut Vec<String>, path: &Path, errs: &mut Errors) {
+    let name = access::get(ctr, "name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if names.iter().any(|n| n == name) {
+        errs.push(FieldError::duplicate(&path.child("name"), name));
+    } else {
+        names.push(name.to_string());
+    }
 }
 
 /// Upstream `validateInitContainers`: names unique across all containers; only sidecars
@@ -391,14 +396,7 @@ pub fn validate_init_containers(
     {
         let p = list_path.index(i);
         validate_container_common(ctr, volumes, &p, errs);
-        let name = access::get(ctr, "name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if names.iter().any(|n| n == name) {
-            errs.push(FieldError::duplicate(&p.child("name"), name));
-        } else {
-            names.push(name.to_string());
-        }
+        validate_unique_name(ctr, &mut names, &p, errs);
         let restart = access::string(ctr, "restartPolicy", &p, errs);
         match restart {
             Some("Always") => validate_probes(ctr, &p, errs),

@@ -8,6 +8,7 @@ use super::quantity::{Quantity, QUANTITY_SYNTAX_ERROR};
 use serde_json::Value;
 use std::cmp::Ordering;
 
+/// The standard resources other than the integer ones (`INTEGER_RESOURCES`, also standard).
 const STANDARD_RESOURCES: &[&str] = &[
     "cpu",
     "memory",
@@ -18,17 +19,8 @@ const STANDARD_RESOURCES: &[&str] = &[
     "limits.cpu",
     "limits.memory",
     "limits.ephemeral-storage",
-    "pods",
-    "services",
-    "replicationcontrollers",
-    "resourcequotas",
-    "secrets",
-    "configmaps",
-    "persistentvolumeclaims",
     "storage",
     "requests.storage",
-    "services.nodeports",
-    "services.loadbalancers",
 ];
 
 const INTEGER_RESOURCES: &[&str] = &[
@@ -53,6 +45,7 @@ fn is_native(name: &str) -> bool {
 
 pub fn is_standard_resource(name: &str) -> bool {
     STANDARD_RESOURCES.contains(&name)
+        || INTEGER_RESOURCES.contains(&name)
         || is_hugepages(name)
         || name.starts_with("requests.hugepages-")
 }

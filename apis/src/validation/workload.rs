@@ -79,12 +79,23 @@ pub fn validate_template_for_replica_set(
         check_selector_matches(selector, template, &tpath, errs);
     }
     validate_pod_template_spec(template, &tpath, errs);
-    restart_always_only(template, &tpath, errs);
+    restart_always_only_without_deadline(template, &tpath, "ReplicaSet", errs);
+}
+
+/// The template of a ReplicaSet or DaemonSet: `restartPolicy: Always` and no
+/// `activeDeadlineSeconds`, which `kind` does not support.
+pub fn restart_always_only_without_deadline(
+    template: &Value,
+    tpath: &Path,
+    kind: &str,
+    errs: &mut Errors,
+) {
+    restart_always_only(template, tpath, errs);
     if let Some(ads) = template_spec_field(template, "activeDeadlineSeconds") {
         errs.push(FieldError::invalid(
             &tpath.child("spec").child("activeDeadlineSeconds"),
             ads.clone(),
-            "activeDeadlineSeconds in ReplicaSet is not Supported",
+            &format!("activeDeadlineSeconds in {kind} is not Supported"),
         ));
     }
 }

@@ -46,10 +46,12 @@ impl Plugin for Priority {
         } else {
             match cache.get(&class_name).0.and_then(|o| o.value().ok()) {
                 Some(c) => Some(c),
-                None => return Err(ApiError::forbidden(format!(
+                None => {
+                    return Err(ApiError::forbidden(format!(
                     "pods \"{}\" is forbidden: no PriorityClass with name {class_name} was found",
                     attrs.name
-                ))),
+                )))
+                }
             }
         };
         let value = class

@@ -28,9 +28,6 @@ use crate::{
     errors::ApiError,
 };
 
-/// Upstream's limit on request bodies (3 MiB), applied where a filter reads the body.
-const MAX_BODY: usize = 3 * 1024 * 1024;
-
 /// The 401 every unauthenticated request gets.
 fn unauthorized() -> ApiError {
     ApiError {
@@ -283,19 +280,7 @@ async fn checked_body(
     if long_running || !(check_escalation || check_node || wants_body) {
         return Ok(body);
     }
-    let bytes = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            let mut err = ApiError::bad_request(format!("the request body could not be read: {e}"));
-            if e.to_string().contains("length limit") {
-                err.code = 413;
-                err.reason = "RequestEntityTooLarge";
-                err.message = format!("Request entity too large: limit is {MAX_BODY}");
-            }
-            err
-        })?
-        .to_bytes();
+    let bytes = crate::endpoints::body::read_limited(body).await?;
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)

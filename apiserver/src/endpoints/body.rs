@@ -9,6 +9,27 @@ use crate::{
     registry::ResourceDef,
 };
 
+/// Upstream's limit on request bodies (3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Reads a whole request body, refusing more than [`MAX_BODY`] with 413 as upstream.
+pub async fn read_limited(body: axum::body::Body) -> ApiResult<bytes::Bytes> {
+    use http_body_util::BodyExt;
+    let collected = http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            let mut err = ApiError::bad_request(format!("the request body could not be read: {e}"));
+            if e.to_string().contains("length limit") {
+                err.code = 413;
+                err.reason = "RequestEntityTooLarge";
+                err.message = format!("Request entity too large: limit is {MAX_BODY}");
+            }
+            err
+        })?;
+    Ok(collected.to_bytes())
+}
+
 /// Decodes a create or update body for `def`, applying `fieldValidation`; warnings for the
 /// `Warning` header are appended to `warnings`.
 pub fn decode(

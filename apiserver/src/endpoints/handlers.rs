@@ -280,10 +280,7 @@ async fn create(req: &Request<'_>) -> ApiResult<Response> {
     let mut warnings = Vec::new();
     let obj = req.decode_body(&mut warnings)?;
     let opts = req.query.write_options()?;
-    let created = req
-        .store()
-        .create(&req.info.namespace, obj, &opts)
-        .await?;
+    let created = req.store().create(&req.info.namespace, obj, &opts).await?;
     Ok(object_response(
         req,
         StatusCode::CREATED,
@@ -298,12 +295,7 @@ async fn update(req: &Request<'_>, sub: Option<Subresource>) -> ApiResult<Respon
     let opts = req.query.write_options()?;
     let (obj, created) = req
         .store()
-        .update(
-            &req.info.namespace,
-            &req.info.name,
-            obj,
-            sub,
-            &opts)
+        .update(&req.info.namespace, &req.info.name, obj, sub, &opts)
         .await?;
     let code = if created {
         StatusCode::CREATED

@@ -50,7 +50,12 @@ impl ServerCertVerifier for AnyKubeletCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -59,7 +64,12 @@ impl ServerCertVerifier for AnyKubeletCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -80,7 +90,9 @@ fn tls_client() -> ApiResult<tokio_rustls::TlsConnector> {
 
 /// The kubelet's address and port for a node.
 fn kubelet_address(node: &Value) -> Option<(String, i64)> {
-    let addresses = node.pointer("/status/addresses").and_then(Value::as_array)?;
+    let addresses = node
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)?;
     let pick = |kind: &str| {
         addresses
             .iter()
@@ -88,7 +100,9 @@ fn kubelet_address(node: &Value) -> Option<(String, i64)> {
             .and_then(|a| a.get("address").and_then(Value::as_str))
             .map(str::to_string)
     };
-    let address = pick("InternalIP").or_else(|| pick("ExternalIP")).or_else(|| pick("Hostname"))?;
+    let address = pick("InternalIP")
+        .or_else(|| pick("ExternalIP"))
+        .or_else(|| pick("Hostname"))?;
     let port = node
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_i64)
@@ -104,7 +118,11 @@ fn container(pod: &Value, requested: Option<&str>) -> ApiResult<String> {
     let names: Vec<&str> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect()
+        })
         .unwrap_or_default();
     match names.as_slice() {
         [only] => Ok(only.to_string()),
@@ -121,7 +139,10 @@ fn kubelet_target(pod: &Value, subresource: &str, query: &str) -> ApiResult<Stri
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let requested = pairs.iter().find(|(k, _)| k == "container").map(|(_, v)| v.as_str());
+    let requested = pairs
+        .iter()
+        .find(|(k, _)| k == "container")
+        .map(|(_, v)| v.as_str());
     let rest: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs.iter().filter(|(k, _)| k != "container"))
         .finish();
@@ -131,7 +152,11 @@ fn kubelet_target(pod: &Value, subresource: &str, query: &str) -> ApiResult<Stri
         "exec" | "attach" => format!("/{subresource}/{ns}/{name}/{}", container(pod, requested)?),
         _ => format!("/portforward/{ns}/{name}"),
     };
-    Ok(if rest.is_empty() { path } else { format!("{path}?{rest}") })
+    Ok(if rest.is_empty() {
+        path
+    } else {
+        format!("{path}?{rest}")
+    })
 }
 
 /// Proxies one pod subresource request to the kubelet of the pod's node.
@@ -155,27 +180,34 @@ pub async fn proxy(
             "WebSocket streaming is not supported by this server; use SPDY",
         ));
     }
-    let pods = catalog::find("", "v1", "pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
-    let nodes = catalog::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("no nodes resource"))?;
+    let pods =
+        catalog::find("", "v1", "pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
+    let nodes =
+        catalog::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("no nodes resource"))?;
     let pod = Store::new(server, pods).get(ns, name, None).await?;
     let node_name = meta::str_at(&pod, "/spec/nodeName").to_string();
     if node_name.is_empty() {
-        return Err(ApiError::bad_request(format!("pod {name} does not have a host assigned")));
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
     }
-    let node = Store::new(server, nodes).get("", &node_name, Some("0")).await?;
+    let node = Store::new(server, nodes)
+        .get("", &node_name, Some("0"))
+        .await?;
     let (address, port) = kubelet_address(&node)
         .ok_or_else(|| ApiError::service_unavailable(format!("node {node_name} has no address")))?;
     let target = kubelet_target(&pod, subresource, req.uri().query().unwrap_or(""))?;
 
     let tcp = tokio::net::TcpStream::connect((address.as_str(), port as u16))
         .await
-        .map_err(|e| ApiError::service_unavailable(format!("dialing the kubelet at {address}:{port}: {e}")))?;
+        .map_err(|e| {
+            ApiError::service_unavailable(format!("dialing the kubelet at {address}:{port}: {e}"))
+        })?;
     let server_name = ServerName::try_from(address.clone())
         .map_err(|e| ApiError::internal(format!("kubelet address {address}: {e}")))?;
-    let tls = tls_client()?
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| ApiError::service_unavailable(format!("TLS to the kubelet at {address}:{port}: {e}")))?;
+    let tls = tls_client()?.connect(server_name, tcp).await.map_err(|e| {
+        ApiError::service_unavailable(format!("TLS to the kubelet at {address}:{port}: {e}"))
+    })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| ApiError::service_unavailable(format!("HTTP to the kubelet: {e}")))?;
@@ -187,9 +219,11 @@ pub async fn proxy(
 
     let client_upgrade = hyper::upgrade::on(&mut req);
     let (parts, body) = req.into_parts();
-    let mut outgoing = hyper::Request::builder()
-        .method(parts.method.clone())
-        .uri(target.parse::<Uri>().map_err(|e| ApiError::bad_request(e.to_string()))?);
+    let mut outgoing = hyper::Request::builder().method(parts.method.clone()).uri(
+        target
+            .parse::<Uri>()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+    );
     for (k, v) in &parts.headers {
         // The client's credentials are for the apiserver, not the kubelet.
         if k != header::AUTHORIZATION && k != header::HOST {
@@ -197,7 +231,11 @@ pub async fn proxy(
         }
     }
     let outgoing = outgoing
-        .header(header::HOST, HeaderValue::from_str(&format!("{address}:{port}")).unwrap_or(HeaderValue::from_static("kubelet")))
+        .header(
+            header::HOST,
+            HeaderValue::from_str(&format!("{address}:{port}"))
+                .unwrap_or(HeaderValue::from_static("kubelet")),
+        )
         .body(body)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut response = sender
@@ -212,11 +250,14 @@ pub async fn proxy(
                 (Ok(client), Ok(kubelet)) => {
                     let mut client = TokioIo::new(client);
                     let mut kubelet = TokioIo::new(kubelet);
-                    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await {
+                    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await
+                    {
                         tracing::debug!(%err, "streaming connection ended");
                     }
                 }
-                (Err(err), _) | (_, Err(err)) => tracing::debug!(%err, "upgrading a streaming connection"),
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::debug!(%err, "upgrading a streaming connection")
+                }
             }
         });
         let (parts, _) = response.into_parts();
@@ -234,14 +275,23 @@ mod tests {
     #[test]
     fn targets_name_the_container() {
         let pod = json!({"metadata": {"name": "p", "namespace": "n"}, "spec": {"containers": [{"name": "c"}]}});
-        assert_eq!(kubelet_target(&pod, "log", "follow=true").unwrap(), "/containerLogs/n/p/c?follow=true");
+        assert_eq!(
+            kubelet_target(&pod, "log", "follow=true").unwrap(),
+            "/containerLogs/n/p/c?follow=true"
+        );
         assert_eq!(
             kubelet_target(&pod, "exec", "command=ls&command=-l&container=c&stdout=1").unwrap(),
             "/exec/n/p/c?command=ls&command=-l&stdout=1"
         );
-        assert_eq!(kubelet_target(&pod, "portforward", "").unwrap(), "/portforward/n/p");
+        assert_eq!(
+            kubelet_target(&pod, "portforward", "").unwrap(),
+            "/portforward/n/p"
+        );
         let two = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
-        assert!(kubelet_target(&two, "log", "").unwrap_err().message.contains("choose one of: [a b]"));
+        assert!(kubelet_target(&two, "log", "")
+            .unwrap_err()
+            .message
+            .contains("choose one of: [a b]"));
         let node = json!({"status": {"addresses": [{"type": "Hostname", "address": "h"}, {"type": "InternalIP", "address": "10.0.0.2"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10251}}}});
         assert_eq!(kubelet_address(&node), Some(("10.0.0.2".into(), 10251)));

@@ -24,13 +24,9 @@ use axum::{
     Router,
 };
 use component_base::health::HealthChecks;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use crate::{errors::ApiError, server::ApiServer};
-
-/// Upstream's limit on request bodies (3 MiB).
-const MAX_BODY: usize = 3 * 1024 * 1024;
 
 type Shared = State<Arc<ApiServer>>;
 
@@ -244,19 +240,7 @@ async fn serve(
     let (def, storage) = handlers::resolve(info)?;
     let list = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
     let format = negotiation::negotiate(accept(headers), list).map_err(ApiError::not_acceptable)?;
-    let body = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            let mut err = ApiError::bad_request(format!("the request body could not be read: {e}"));
-            if e.to_string().contains("length limit") {
-                err.code = 413;
-                err.reason = "RequestEntityTooLarge";
-                err.message = "Request entity too large: limit is 3145728".into();
-            }
-            err
-        })?
-        .to_bytes();
+    let body = body::read_limited(body).await?;
     let request = handlers::Request {
         server,
         info,

@@ -199,10 +199,11 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
         "apiserver",
     ];
     let gauge = server.metrics.longrunning.with_label_values(&labels);
-    let watchers = server
-        .metrics
-        .watchers
-        .with_label_values(&[req.def.group, req.def.version, req.def.kind]);
+    let watchers =
+        server
+            .metrics
+            .watchers
+            .with_label_values(&[req.def.group, req.def.version, req.def.kind]);
     watchers.inc();
     gauge.inc();
     let gauge = WatchGauges(gauge, watchers);
@@ -232,9 +233,9 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
         }
         tokio::spawn(async move {
             let _gauges = gauge;
-                        for chunk in initial {
+            for chunk in initial {
                 if tx.send(chunk).await.is_err() {
-                                        return;
+                    return;
                 }
             }
             from_cache(
@@ -249,7 +250,7 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
                 events_counter,
             )
             .await;
-                    });
+        });
     } else {
         let start: i64 = rv
             .parse()
@@ -268,13 +269,13 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
         match cache.watch_from(start) {
             WatchStart::Events(past, live) => {
                 tokio::spawn(async move {
-            let _gauges = gauge;
-                                        let mut last = start;
+                    let _gauges = gauge;
+                    let mut last = start;
                     for ev in past {
                         last = ev.rv;
                         if let Some(kind) = filter.translate(&ev) {
                             if tx.send(encoder.event(kind, &ev.object)).await.is_err() {
-                                                                return;
+                                return;
                             }
                         }
                     }
@@ -290,7 +291,7 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
                         events_counter,
                     )
                     .await;
-                                    });
+                });
             }
             WatchStart::TooOld { .. } => {
                 let etcd_prefix = format!(
@@ -302,9 +303,9 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
                 let def = req.storage;
                 let base = req.storage.storage_prefix(&server.root);
                 tokio::spawn(async move {
-            let _gauges = gauge;
-                                        from_etcd(tx, stream, def, base, start, filter, encoder, timeout).await;
-                                    });
+                    let _gauges = gauge;
+                    from_etcd(tx, stream, def, base, start, filter, encoder, timeout).await;
+                });
             }
         }
     }

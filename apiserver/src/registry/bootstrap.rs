@@ -33,10 +33,7 @@ async fn ensure(
         Err(e) if e.code == 404 => {}
         Err(e) => return Err(e),
     }
-    match store
-        .create(ns, obj, &Default::default())
-        .await
-    {
+    match store.create(ns, obj, &Default::default()).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),
         Err(e) => Err(e),
@@ -155,12 +152,7 @@ async fn write_endpoints(server: &ApiServer, addresses: &[String]) -> ApiResult<
             obj["metadata"]["resourceVersion"] = json!(meta::resource_version(c));
         }
         store
-            .update(
-                "default",
-                "kubernetes",
-                obj,
-                None,
-                &Default::default())
+            .update("default", "kubernetes", obj, None, &Default::default())
             .await?;
     }
     let slice_def = def("discovery.k8s.io", "endpointslices")?;
@@ -181,12 +173,7 @@ async fn write_endpoints(server: &ApiServer, addresses: &[String]) -> ApiResult<
                 let mut obj = desired;
                 obj["metadata"]["resourceVersion"] = json!(meta::resource_version(&current));
                 slices
-                    .update(
-                        "default",
-                        "kubernetes",
-                        obj,
-                        None,
-                        &Default::default())
+                    .update("default", "kubernetes", obj, None, &Default::default())
                     .await?;
             }
         }

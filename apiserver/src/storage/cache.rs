@@ -251,12 +251,21 @@ mod tests {
         match cache.watch_from(11) {
             WatchStart::Events(past, _) => {
                 let kinds: Vec<(EventType, i64)> = past.iter().map(|e| (e.kind, e.rv)).collect();
-                assert_eq!(kinds, vec![(EventType::Modified, 12), (EventType::Deleted, 13)]);
-                assert_eq!(past[1].object.rv, 13, "a deletion carries the deletion revision");
+                assert_eq!(
+                    kinds,
+                    vec![(EventType::Modified, 12), (EventType::Deleted, 13)]
+                );
+                assert_eq!(
+                    past[1].object.rv, 13,
+                    "a deletion carries the deletion revision"
+                );
             }
             WatchStart::TooOld { .. } => panic!("11 is inside the window"),
         }
-        assert!(matches!(cache.watch_from(9), WatchStart::TooOld { oldest: 10 }));
+        assert!(matches!(
+            cache.watch_from(9),
+            WatchStart::TooOld { oldest: 10 }
+        ));
         let snap = cache.snapshot("ns/");
         assert_eq!((snap.rv, snap.objects.len()), (13, 1));
         assert!(cache.snapshot("other/").objects.is_empty());
@@ -272,6 +281,9 @@ mod tests {
         cache.apply("ns/x", Some(object(def, "x", 2)), 2);
         let ev = rx.try_recv().unwrap();
         assert_eq!((ev.kind, ev.rv), (EventType::Added, 2));
-        assert_eq!(ev.object.attrs.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(
+            ev.object.attrs.labels.get("a").map(String::as_str),
+            Some("b")
+        );
     }
 }

@@ -95,10 +95,10 @@ impl Etcd {
         F: Fn(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
-        let _timer = self
-            .latency
-            .as_ref()
-            .map(|h| h.with_label_values(&[operation, key_type(key)]).start_timer());
+        let _timer = self.latency.as_ref().map(|h| {
+            h.with_label_values(&[operation, key_type(key)])
+                .start_timer()
+        });
         let mut attempt = 0;
         loop {
             match op(self.client.clone()).await {
@@ -116,7 +116,11 @@ impl Etcd {
     /// Reads one key.
     pub async fn get(&self, key: &str) -> Result<Option<Kv>, StorageError> {
         let resp = self
-            .retry("get", key, |mut c: Client| async move { c.get(key, None).await })
+            .retry(
+                "get",
+                key,
+                |mut c: Client| async move { c.get(key, None).await },
+            )
             .await?;
         Ok(resp.kvs().first().map(to_kv))
     }

@@ -7,7 +7,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use component_base::{
-    informer::{key, key_of, split_key, Change, Informer},
+    informer::{key_of, split_key, Informer},
     workqueue::WorkQueue,
 };
 use k8s_openapi::{
@@ -15,7 +15,7 @@ use k8s_openapi::{
         apps::v1::{DaemonSet, DaemonSetStatus},
         core::v1::{
             Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-            Pod, Taint, Toleration,
+            Pod, Toleration,
         },
     },
     apimachinery::pkg::util::intstr::IntOrString,
@@ -25,7 +25,7 @@ use kube::{
     ResourceExt,
 };
 
-use super::{Context, ControllerError, Running};
+use super::{changed, enqueue_changes, Context, ControllerError, Running};
 use crate::{
     events::Recorder,
     expectations::Expectations,
@@ -55,11 +55,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         recorder: ctx.recorder("daemonset-controller"),
         queue: ctx.queue("daemonset"),
     });
-    let q = c.queue.clone();
-    c.sets.add_handler(move |change| {
-        let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
-        q.add(key_of(s.as_ref()));
-    });
+    enqueue_changes(&c.sets, &c.queue);
     let weak = Arc::downgrade(&c);
     c.nodes.add_handler(move |_| {
         if let Some(c) = weak.upgrade() {
@@ -71,23 +67,10 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
     let weak = Arc::downgrade(&c);
     c.pods.add_handler(move |change| {
         let Some(c) = weak.upgrade() else { return };
-        let (Change::Added(p) | Change::Updated { new: p, .. } | Change::Deleted(p)) = change;
-        let Some(r) = controller_of(&p.metadata).filter(|r| r.kind == "DaemonSet") else {
-            return;
-        };
-        let k = key(p.metadata.namespace.as_deref(), &r.name);
-        match change {
-            Change::Added(_) => c.expectations.creation_observed(&k),
-            Change::Deleted(_) => c.expectations.deletion_observed(&k, &key_of(p.as_ref())),
-            Change::Updated { old, new } => {
-                if new.metadata.deletion_timestamp.is_some()
-                    && old.metadata.deletion_timestamp.is_none()
-                {
-                    c.expectations.deletion_observed(&k, &key_of(new.as_ref()));
-                }
-            }
+        if let Some(k) = pods::controller_key(&changed(change).metadata, "DaemonSet") {
+            c.expectations.pod_changed(&k, change);
+            c.queue.add(k);
         }
-        c.queue.add(k);
     });
     Ok(Box::pin(async move {
         c.sets.wait_synced().await;
@@ -126,25 +109,6 @@ fn default_tolerations(host_network: bool) -> Vec<Toleration> {
         out.push(t("node.kubernetes.io/network-unavailable", "NoSchedule"));
     }
     out
-}
-
-fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    match t.operator.as_deref() {
-        Some("Exists") => t
-            .key
-            .as_deref()
-            .is_none_or(|k| k.is_empty() || k == taint.key),
-        _ => {
-            t.key.as_deref() == Some(taint.key.as_str())
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-    }
 }
 
 fn requirement_matches(req: &NodeSelectorRequirement, value: Option<&String>) -> bool {
@@ -226,7 +190,7 @@ pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
         .iter()
         .flat_map(|s| s.taints.iter().flatten())
         .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .all(|taint| tolerations.iter().any(|t| tolerates(t, taint)))
+        .all(|taint| tolerations.iter().any(|t| pods::tolerates(t, taint)))
 }
 
 /// The node a daemon pod is meant for: its binding, or the node its affinity pins it to.
@@ -536,14 +500,9 @@ impl Controller {
                         "SuccessfulDelete",
                         format!("Deleted pod: {}", pod.name_any()),
                     ),
-                    Err(e) if pods::is_not_found(&e) => self
+                    Err(e) => self
                         .expectations
-                        .deletion_observed(k, &key_of(pod.as_ref())),
-                    Err(e) => {
-                        self.expectations
-                            .deletion_observed(k, &key_of(pod.as_ref()));
-                        return Err(e.into());
-                    }
+                        .deletion_failed(k, &key_of(pod.as_ref()), e)?,
                 }
             }
         }

@@ -16,6 +16,7 @@ use kube::{
 };
 
 use super::{
+    enqueue_changes,
     service_pods::{self, ResolvedPort},
     Context, ControllerError, Running,
 };
@@ -41,11 +42,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         endpoints: ctx.informers.informer::<Endpoints>(),
         queue: ctx.queue("endpoint"),
     });
-    let q = c.queue.clone();
-    c.services.add_handler(move |change| {
-        let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
-        q.add(key_of(s.as_ref()));
-    });
+    enqueue_changes(&c.services, &c.queue);
     let weak = Arc::downgrade(&c);
     c.pods.add_handler(move |change| {
         if let Some(c) = weak.upgrade() {

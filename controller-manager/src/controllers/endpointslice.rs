@@ -9,7 +9,7 @@ use std::{
 };
 
 use component_base::{
-    informer::{key, key_of, split_key, Change, Informer},
+    informer::{key, split_key, Informer},
     workqueue::WorkQueue,
 };
 use k8s_openapi::api::{
@@ -22,6 +22,7 @@ use kube::{
 };
 
 use super::{
+    changed, enqueue_changes,
     service_pods::{self, ResolvedPort},
     Context, ControllerError, Running,
 };
@@ -50,27 +51,14 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         nodes: ctx.informers.informer::<Node>(),
         queue: ctx.queue("endpoint_slice"),
     });
-    let q = c.queue.clone();
-    c.services.add_handler(move |change| {
-        let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
-        q.add(key_of(s.as_ref()));
-    });
+    enqueue_changes(&c.services, &c.queue);
     let weak = Arc::downgrade(&c);
     c.pods.add_handler(move |change| {
         if let Some(c) = weak.upgrade() {
             service_pods::enqueue_services_for_pod(change, &c.services, &c.queue);
         }
     });
-    let q = c.queue.clone();
-    c.slices.add_handler(move |change| {
-        let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
-        let labels = s.labels();
-        if labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY) {
-            if let Some(svc) = labels.get(SERVICE_NAME_LABEL) {
-                q.add(key(s.namespace().as_deref(), svc));
-            }
-        }
-    });
+    enqueue_services_of_slices(&c.slices, &c.queue, MANAGED_BY);
     Ok(Box::pin(async move {
         c.services.wait_synced().await;
         c.pods.wait_synced().await;
@@ -85,6 +73,24 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
             })
             .await;
     }))
+}
+
+/// Enqueues the Service of every slice `managed_by` (the label's value) manages.
+pub(super) fn enqueue_services_of_slices(
+    slices: &Informer<EndpointSlice>,
+    queue: &WorkQueue<String>,
+    managed_by: &'static str,
+) {
+    let q = queue.clone();
+    slices.add_handler(move |change| {
+        let s = changed(change);
+        let labels = s.labels();
+        if labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(managed_by) {
+            if let Some(svc) = labels.get(SERVICE_NAME_LABEL) {
+                q.add(key(s.namespace().as_deref(), svc));
+            }
+        }
+    });
 }
 
 /// Endpoints sharing a port mapping and address family go into the same slices.

@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use component_base::{
-    informer::{key, key_of, split_key, Change, Informer},
+    informer::{split_key, Informer},
     workqueue::WorkQueue,
 };
 use k8s_openapi::api::{
@@ -18,8 +18,8 @@ use kube::{
 };
 
 use super::{
-    endpointslice::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL},
-    Context, ControllerError, Running,
+    endpointslice::{enqueue_services_of_slices, MANAGED_BY_LABEL, SERVICE_NAME_LABEL},
+    enqueue_changes, Context, ControllerError, Running,
 };
 use crate::pods;
 
@@ -46,26 +46,9 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         slices: ctx.informers.informer::<EndpointSlice>(),
         queue: ctx.queue("endpoint_slice_mirroring"),
     });
-    let q = c.queue.clone();
-    c.services.add_handler(move |change| {
-        let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
-        q.add(key_of(s.as_ref()));
-    });
-    let q = c.queue.clone();
-    c.endpoints.add_handler(move |change| {
-        let (Change::Added(e) | Change::Updated { new: e, .. } | Change::Deleted(e)) = change;
-        q.add(key_of(e.as_ref()));
-    });
-    let q = c.queue.clone();
-    c.slices.add_handler(move |change| {
-        let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
-        let labels = s.labels();
-        if labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY) {
-            if let Some(svc) = labels.get(SERVICE_NAME_LABEL) {
-                q.add(key(s.namespace().as_deref(), svc));
-            }
-        }
-    });
+    enqueue_changes(&c.services, &c.queue);
+    enqueue_changes(&c.endpoints, &c.queue);
+    enqueue_services_of_slices(&c.slices, &c.queue, MANAGED_BY);
     Ok(Box::pin(async move {
         c.services.wait_synced().await;
         c.endpoints.wait_synced().await;

@@ -2,14 +2,16 @@
 //! recording and configuration. Each controller is a module with an `init` that registers its
 //! informer handlers and returns the future that runs its workers.
 
-use std::sync::Arc;
+use std::{fmt::Debug, sync::Arc};
 
 use component_base::{
-    informer::InformerFactory,
+    informer::{key_of, Change, Informer, InformerFactory},
     workqueue::{Backoff, WorkQueue, WorkQueueMetrics},
 };
 use futures::future::BoxFuture;
-use kube::Client;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
 use crate::{events::Recorder, options::Options};
 
@@ -69,6 +71,37 @@ impl Context {
     pub fn recorder(&self, controller: &str) -> Recorder {
         Recorder::new(self.client.clone(), controller, &self.identity)
     }
+}
+
+/// The object a change is about: the new one for an update.
+pub fn changed<K>(change: &Change<K>) -> &Arc<K> {
+    let (Change::Added(o) | Change::Updated { new: o, .. } | Change::Deleted(o)) = change;
+    o
+}
+
+/// Enqueues the key of every object `informer` adds, updates or deletes.
+pub fn enqueue_changes<K>(informer: &Informer<K>, queue: &WorkQueue<String>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let q = queue.clone();
+    informer.add_handler(move |change| q.add(key_of(changed(change).as_ref())));
+}
+
+/// Enqueues the name of every namespace added or updated, for the per-namespace controllers.
+pub fn enqueue_namespaces(namespaces: &Informer<Namespace>, queue: &WorkQueue<String>) {
+    let q = queue.clone();
+    namespaces.add_handler(move |change| match change {
+        Change::Added(ns) | Change::Updated { new: ns, .. } => q.add(ns.name_any()),
+        Change::Deleted(_) => {}
+    });
+}
+
+/// Whether namespace `ns` is cached and not terminating (a terminating one refuses content).
+pub fn namespace_active(namespaces: &Informer<Namespace>, ns: &str) -> bool {
+    namespaces
+        .get(ns)
+        .is_some_and(|n| n.metadata.deletion_timestamp.is_none())
 }
 
 /// The future that runs one started controller.

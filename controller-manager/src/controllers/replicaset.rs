@@ -363,15 +363,18 @@ impl Controller {
                         "SuccessfulDelete",
                         format!("Deleted pod: {}", pod.name_any()),
                     ),
-                    Err(e) if pods::is_not_found(&e) => self
-                        .expectations
-                        .deletion_observed(k, &key_of(pod.as_ref())),
                     Err(e) => {
-                        self.expectations
-                            .deletion_observed(k, &key_of(pod.as_ref()));
-                        self.recorder
-                            .warning(rs, "FailedDelete", format!("Error deleting: {e}"));
-                        return Err(e.into());
+                        if let Err(e) =
+                            self.expectations
+                                .deletion_failed(k, &key_of(pod.as_ref()), e)
+                        {
+                            self.recorder.warning(
+                                rs,
+                                "FailedDelete",
+                                format!("Error deleting: {e}"),
+                            );
+                            return Err(e.into());
+                        }
                     }
                 }
             }

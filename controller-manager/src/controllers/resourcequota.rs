@@ -27,37 +27,7 @@ use crate::pods;
 
 /// A quantity in nano-units, enough for both millicores and exbibytes.
 pub fn parse_quantity(q: &str) -> Option<i128> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let (mantissa, exponent) = match suffix.strip_prefix(['e', 'E']) {
-        Some(exp) => (number, exp.parse::<i32>().ok()?),
-        None => (number, 0),
-    };
-    let multiplier: f64 = match suffix {
-        s if s.starts_with(['e', 'E']) => 10f64.powi(exponent),
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    let value: f64 = mantissa.parse().ok()?;
-    Some((value * multiplier * 1e9).round() as i128)
+    apimachinery::quantity::parse_scaled(q, 9)
 }
 
 /// Formats nano-units the way quantities are usually written: whole units, else milli-units

@@ -3,14 +3,14 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use component_base::informer::{Change, Informer};
+use component_base::informer::Informer;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
     api::{Api, ObjectMeta, PostParams},
     ResourceExt,
 };
 
-use super::{Context, ControllerError, Running};
+use super::{changed, enqueue_namespaces, namespace_active, Context, ControllerError, Running};
 
 const NAME: &str = "kube-root-ca.crt";
 const KEY: &str = "ca.crt";
@@ -25,16 +25,10 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
     let namespaces = ctx.informers.informer::<Namespace>();
     let configmaps = ctx.informers.informer::<ConfigMap>();
     let queue = ctx.queue::<String>("root_ca_cert_publisher");
-    let q = queue.clone();
-    namespaces.add_handler(move |change| match change {
-        Change::Added(ns) | Change::Updated { new: ns, .. } => q.add(ns.name_any()),
-        Change::Deleted(_) => {}
-    });
+    enqueue_namespaces(&namespaces, &queue);
     let q = queue.clone();
     configmaps.add_handler(move |change| {
-        let cm = match change {
-            Change::Added(cm) | Change::Updated { new: cm, .. } | Change::Deleted(cm) => cm,
-        };
+        let cm = changed(change);
         if cm.name_any() == NAME {
             q.add(cm.namespace().unwrap_or_default());
         }
@@ -69,10 +63,7 @@ async fn sync(
     ca: &str,
     ns: &str,
 ) -> Result<(), ControllerError> {
-    let Some(namespace) = namespaces.get(ns) else {
-        return Ok(());
-    };
-    if namespace.metadata.deletion_timestamp.is_some() {
+    if !namespace_active(namespaces, ns) {
         return Ok(());
     }
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);

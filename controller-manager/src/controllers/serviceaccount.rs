@@ -10,7 +10,7 @@ use kube::{
     ResourceExt,
 };
 
-use super::{Context, ControllerError, Running};
+use super::{enqueue_namespaces, namespace_active, Context, ControllerError, Running};
 
 /// The accounts every namespace gets (upstream's `--service-accounts` default).
 const ACCOUNTS: &[&str] = &["default"];
@@ -19,11 +19,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
     let namespaces = ctx.informers.informer::<Namespace>();
     let accounts = ctx.informers.informer::<ServiceAccount>();
     let queue = ctx.queue::<String>("serviceaccount");
-    let q = queue.clone();
-    namespaces.add_handler(move |change| match change {
-        Change::Added(ns) | Change::Updated { new: ns, .. } => q.add(ns.name_any()),
-        Change::Deleted(_) => {}
-    });
+    enqueue_namespaces(&namespaces, &queue);
     let q = queue.clone();
     accounts.add_handler(move |change| {
         if let Change::Deleted(sa) = change {
@@ -54,10 +50,7 @@ async fn sync(
     accounts: &component_base::informer::Informer<ServiceAccount>,
     ns: &str,
 ) -> Result<(), ControllerError> {
-    let Some(namespace) = namespaces.get(ns) else {
-        return Ok(());
-    };
-    if namespace.metadata.deletion_timestamp.is_some() {
+    if !namespace_active(namespaces, ns) {
         return Ok(());
     }
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), ns);

@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use component_base::{
-    informer::{key, key_of, split_key, Change, Informer},
+    informer::{key_of, split_key, Informer},
     workqueue::WorkQueue,
 };
 use k8s_openapi::{
@@ -23,7 +23,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{Context, ControllerError, Running};
+use super::{changed, enqueue_changes, Context, ControllerError, Running};
 use crate::{
     events::Recorder,
     expectations::Expectations,
@@ -55,31 +55,14 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         recorder: ctx.recorder("statefulset-controller"),
         queue: ctx.queue("statefulset"),
     });
-    let q = c.queue.clone();
-    c.sets.add_handler(move |change| {
-        let (Change::Added(s) | Change::Updated { new: s, .. } | Change::Deleted(s)) = change;
-        q.add(key_of(s.as_ref()));
-    });
+    enqueue_changes(&c.sets, &c.queue);
     let weak = Arc::downgrade(&c);
     c.pods.add_handler(move |change| {
         let Some(c) = weak.upgrade() else { return };
-        let (Change::Added(p) | Change::Updated { new: p, .. } | Change::Deleted(p)) = change;
-        let Some(r) = controller_of(&p.metadata).filter(|r| r.kind == "StatefulSet") else {
-            return;
-        };
-        let k = key(p.metadata.namespace.as_deref(), &r.name);
-        match change {
-            Change::Added(_) => c.expectations.creation_observed(&k),
-            Change::Deleted(_) => c.expectations.deletion_observed(&k, &key_of(p.as_ref())),
-            Change::Updated { old, new } => {
-                if new.metadata.deletion_timestamp.is_some()
-                    && old.metadata.deletion_timestamp.is_none()
-                {
-                    c.expectations.deletion_observed(&k, &key_of(new.as_ref()));
-                }
-            }
+        if let Some(k) = pods::controller_key(&changed(change).metadata, "StatefulSet") {
+            c.expectations.pod_changed(&k, change);
+            c.queue.add(k);
         }
-        c.queue.add(k);
     });
     Ok(Box::pin(async move {
         c.sets.wait_synced().await;
@@ -433,14 +416,7 @@ impl Controller {
                 );
                 Ok(())
             }
-            Err(e) if pods::is_not_found(&e) => {
-                self.expectations.deletion_observed(k, &key_of(pod));
-                Ok(())
-            }
-            Err(e) => {
-                self.expectations.deletion_observed(k, &key_of(pod));
-                Err(e.into())
-            }
+            Err(e) => Ok(self.expectations.deletion_failed(k, &key_of(pod), e)?),
         }
     }
 }

@@ -66,25 +66,6 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
     }))
 }
 
-fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    match t.operator.as_deref() {
-        Some("Exists") => t
-            .key
-            .as_deref()
-            .is_none_or(|k| k.is_empty() || k == taint.key),
-        _ => {
-            t.key.as_deref() == Some(taint.key.as_str())
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-    }
-}
-
 /// When the pod must go: `Some(ZERO)` now, `Some(d)` after `d`, `None` never.
 pub fn eviction_delay(pod: &Pod, taints: &[Taint], now: jiff::Timestamp) -> Option<Duration> {
     let tolerations: &[Toleration] = pod
@@ -94,8 +75,10 @@ pub fn eviction_delay(pod: &Pod, taints: &[Taint], now: jiff::Timestamp) -> Opti
         .unwrap_or(&[]);
     let mut earliest: Option<i64> = None;
     for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
-        let matching: Vec<&Toleration> =
-            tolerations.iter().filter(|t| tolerates(t, taint)).collect();
+        let matching: Vec<&Toleration> = tolerations
+            .iter()
+            .filter(|t| pods::tolerates(t, taint))
+            .collect();
         if matching.is_empty() {
             return Some(Duration::ZERO);
         }

@@ -8,7 +8,7 @@ mod schedule;
 use std::{sync::Arc, time::Duration};
 
 use component_base::{
-    informer::{key, key_of, split_key, Change, Informer},
+    informer::{key_of, split_key, Change, Informer},
     workqueue::WorkQueue,
 };
 use jiff::{tz::TimeZone, Timestamp};
@@ -25,7 +25,7 @@ use kube::{
 };
 use schedule::Schedule;
 
-use super::{Context, ControllerError, Running};
+use super::{changed, Context, ControllerError, Running};
 use crate::{
     events::Recorder,
     pods::{self, controller_of},
@@ -59,9 +59,8 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
     });
     let q = c.queue.clone();
     c.jobs.add_handler(move |change| {
-        let (Change::Added(j) | Change::Updated { new: j, .. } | Change::Deleted(j)) = change;
-        if let Some(r) = controller_of(&j.metadata).filter(|r| r.kind == "CronJob") {
-            q.add(key(j.metadata.namespace.as_deref(), &r.name));
+        if let Some(k) = pods::controller_key(&changed(change).metadata, "CronJob") {
+            q.add(k);
         }
     });
     Ok(Box::pin(async move {

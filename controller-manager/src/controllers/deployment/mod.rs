@@ -18,7 +18,7 @@ use k8s_openapi::api::{
 };
 use kube::{api::Api, ResourceExt};
 
-use super::{Context, ControllerError, Running};
+use super::{enqueue_changes, Context, ControllerError, Running};
 use crate::{
     events::Recorder,
     pods::{self, controller_of},
@@ -43,13 +43,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         recorder: ctx.recorder("deployment-controller"),
         queue: ctx.queue("deployment"),
     });
-    let weak = Arc::downgrade(&c);
-    c.deployments.add_handler(move |change| {
-        if let Some(c) = weak.upgrade() {
-            let (Change::Added(d) | Change::Updated { new: d, .. } | Change::Deleted(d)) = change;
-            c.queue.add(key_of(d.as_ref()));
-        }
-    });
+    enqueue_changes(&c.deployments, &c.queue);
     let weak = Arc::downgrade(&c);
     c.sets.add_handler(move |change| {
         let Some(c) = weak.upgrade() else { return };
@@ -66,11 +60,10 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
     c.pods.add_handler(move |change| {
         let Some(c) = weak.upgrade() else { return };
         if let Change::Deleted(pod) = change {
-            let ns = pod.namespace().unwrap_or_default();
-            let Some(r) = controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet") else {
+            let Some(k) = pods::controller_key(&pod.metadata, "ReplicaSet") else {
                 return;
             };
-            if let Some(rs) = c.sets.get(&key(Some(&ns), &r.name)) {
+            if let Some(rs) = c.sets.get(&k) {
                 if let Some(d) = c.owner_of(&rs) {
                     if util::is_recreate(&d) {
                         c.queue.add(key_of(d.as_ref()));

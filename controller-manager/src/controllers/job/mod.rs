@@ -14,7 +14,7 @@ use std::{
 };
 
 use component_base::{
-    informer::{key, key_of, split_key, Change, Informer},
+    informer::{key_of, split_key, Change, Informer},
     workqueue::WorkQueue,
 };
 use failure_policy::Verdict;
@@ -31,7 +31,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{Context, ControllerError, Running};
+use super::{changed, enqueue_changes, Context, ControllerError, Running};
 use crate::{
     events::Recorder,
     expectations::Expectations,
@@ -69,11 +69,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         recorder: ctx.recorder("job-controller"),
         queue: ctx.queue("job"),
     });
-    let q = c.queue.clone();
-    c.jobs.add_handler(move |change| {
-        let (Change::Added(j) | Change::Updated { new: j, .. } | Change::Deleted(j)) = change;
-        q.add(key_of(j.as_ref()));
-    });
+    enqueue_changes(&c.jobs, &c.queue);
     let weak = Arc::downgrade(&c);
     c.pods.add_handler(move |change| {
         if let Some(c) = weak.upgrade() {
@@ -92,11 +88,6 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
             })
             .await;
     }))
-}
-
-fn job_key_of(pod: &Pod) -> Option<String> {
-    let r = controller_of(&pod.metadata).filter(|r| r.kind == "Job")?;
-    Some(key(pod.metadata.namespace.as_deref(), &r.name))
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -151,31 +142,9 @@ fn set_condition(status: &mut JobStatus, type_: &str, value: &str, reason: &str,
 
 impl Controller {
     fn pod_changed(&self, change: &Change<Pod>) {
-        match change {
-            Change::Added(pod) => {
-                if let Some(k) = job_key_of(pod) {
-                    self.expectations.creation_observed(&k);
-                    self.queue.add(k);
-                }
-            }
-            Change::Updated { old, new } => {
-                if let Some(k) = job_key_of(new) {
-                    if new.metadata.deletion_timestamp.is_some()
-                        && old.metadata.deletion_timestamp.is_none()
-                    {
-                        self.expectations
-                            .deletion_observed(&k, &key_of(new.as_ref()));
-                    }
-                    self.queue.add(k);
-                }
-            }
-            Change::Deleted(pod) => {
-                if let Some(k) = job_key_of(pod) {
-                    self.expectations
-                        .deletion_observed(&k, &key_of(pod.as_ref()));
-                    self.queue.add(k);
-                }
-            }
+        if let Some(k) = pods::controller_key(&changed(change).metadata, "Job") {
+            self.expectations.pod_changed(&k, change);
+            self.queue.add(k);
         }
     }
 
@@ -638,15 +607,10 @@ impl Controller {
                         format!("Deleted pod: {}", pod.name_any()),
                     );
                 }
-                Err(e) if pods::is_not_found(&e) => {
-                    deleted += 1;
-                    self.expectations
-                        .deletion_observed(k, &key_of(pod.as_ref()));
-                }
                 Err(e) => {
                     self.expectations
-                        .deletion_observed(k, &key_of(pod.as_ref()));
-                    return Err(e.into());
+                        .deletion_failed(k, &key_of(pod.as_ref()), e)?;
+                    deleted += 1;
                 }
             }
         }
