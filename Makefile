@@ -1,6 +1,7 @@
 # ferrokube: the Kubernetes control plane and node agents in Rust.
 # `make up` starts a local cluster, `make test` runs every suite.
 
+SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(HOME)/ferrokube-target
 PROFILE ?= release
@@ -31,7 +32,10 @@ clean-cluster: down
 ## test: unit tests and the end-to-end suites against real etcd, apiserver and kubectl.
 test: deps
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --no-fail-fast
+	@set -o pipefail; mkdir -p $(CARGO_TARGET_DIR); \
+	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test-output.log; status=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' \
+	  $(CARGO_TARGET_DIR)/test-output.log; exit $$status
 
 unit:
 	$(CARGO) test --workspace --lib --bins
