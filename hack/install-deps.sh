@@ -8,7 +8,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev # etcd-client's and the CRI protos' build
   containerd runc containernetworking-plugins busybox-static  # kubelet: CRI runtime, CNI, offline images
   nftables iptables conntrack iproute2 python3 util-linux  # kube-proxy modes, test networks and backends
-  curl ca-certificates openssl tzdata  # certificates (hack/gen-pki.sh), CronJob time zones
+  procps mount curl ca-certificates openssl tzdata  # test cleanup, certificates (gen-pki.sh), CronJob time zones
 )
 
 missing=()

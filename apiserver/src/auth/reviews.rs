@@ -244,6 +244,16 @@ fn spec_attributes(spec: &Value, user: UserInfo) -> Result<Attributes, ApiError>
     ))
 }
 
+/// The answer to an access review of `kind`: the request with the authorizer's decision.
+fn access_review(auth: &Auth, req: Value, kind: &str, attrs: &Attributes) -> Response {
+    answer(
+        req,
+        "authorization.k8s.io/v1",
+        kind,
+        access_status(auth, attrs),
+    )
+}
+
 fn access_status(auth: &Auth, attrs: &Attributes) -> Value {
     let d = auth.authorizer.authorize(&auth.server, attrs);
     let mut status = json!({ "allowed": d.allowed() });
@@ -270,13 +280,7 @@ async fn subject_access_review(
             ));
         }
         let attrs = spec_attributes(&req["spec"], subject)?;
-        let status = access_status(&auth, &attrs);
-        Ok(answer(
-            req,
-            "authorization.k8s.io/v1",
-            "SubjectAccessReview",
-            status,
-        ))
+        Ok(access_review(&auth, req, "SubjectAccessReview", &attrs))
     })())
 }
 
@@ -295,12 +299,11 @@ async fn local_subject_access_review(
                 "spec.resourceAttributes.namespace must match namespace: {namespace}"
             )));
         }
-        let status = access_status(&auth, &attrs);
-        Ok(answer(
+        Ok(access_review(
+            &auth,
             req,
-            "authorization.k8s.io/v1",
             "LocalSubjectAccessReview",
-            status,
+            &attrs,
         ))
     })())
 }
@@ -314,13 +317,7 @@ async fn self_subject_access_review(
     respond((|| {
         let req = parse(&headers, &body, "SelfSubjectAccessReview")?;
         let attrs = spec_attributes(&req["spec"], user)?;
-        let status = access_status(&auth, &attrs);
-        Ok(answer(
-            req,
-            "authorization.k8s.io/v1",
-            "SelfSubjectAccessReview",
-            status,
-        ))
+        Ok(access_review(&auth, req, "SelfSubjectAccessReview", &attrs))
     })())
 }
 
