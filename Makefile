@@ -58,8 +58,9 @@ bench-apiserver: deps
 	$(CARGO) build --release -p kube-apiserver -p ferrokube-bench
 	FERROKUBE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/ferrokube-bench apiserver $(BENCH_ARGS)
 
-## bench-scheduler: pods/s and per-pod latency with 5 000 nodes (basic, then topology spread
-## and anti-affinity); sizes via SCHED_BENCH_NODES, SCHED_BENCH_PENDING, SCHED_BENCH_RUNS.
+## bench-scheduler: pods/s and per-pod latency with 5 000 nodes (basic, then RSS at 100 nodes,
+## then topology spread and anti-affinity); sizes via SCHED_BENCH_NODES, SCHED_BENCH_PENDING,
+## SCHED_BENCH_RUNS (basic,small,spread).
 bench-scheduler: deps
 	$(CARGO) build --release -p kube-apiserver -p kube-scheduler
 	FERROKUBE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO) test --release -p integration-tests --test scheduler -- --ignored --nocapture bench_scheduler

@@ -78,6 +78,8 @@ cert apiserver "/CN=kube-apiserver" serverAuth "$san"
 
 cert admin "/O=system:masters/CN=kubernetes-admin" clientAuth
 kubeconfig admin admin
+# The apiserver's identity towards kubelets (pods/log, exec, attach, portforward), as kubeadm's.
+cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 cert controller-manager "/CN=system:kube-controller-manager" clientAuth
 kubeconfig controller-manager controller-manager
 cert scheduler "/CN=system:kube-scheduler" clientAuth

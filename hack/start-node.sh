@@ -7,7 +7,8 @@
 # Environment: CLUSTER_DIR (state), BIN_DIR (built binaries), KUBECONFIG (admin kubeconfig),
 # NODE_NAME (default: host name), POD_SUBNET (default 10.244.0.0/24), BRIDGE (ferrokube0),
 # SERVICE_CIDR (10.96.0.0/12, routed to the bridge so ClusterIP traffic stays on the machine),
-# CLUSTER_DNS (10.96.0.10), KUBELET_PORT (10250).
+# CLUSTER_DNS (10.96.0.10), KUBELET_PORT (10250), CLIENT_CA_FILE (the CA of the apiserver's
+# kubelet client certificate, default $CLUSTER_DIR/pki/ca.crt).
 set -euo pipefail
 
 CLUSTER_DIR=${CLUSTER_DIR:-$PWD/.cluster}
@@ -19,6 +20,7 @@ BRIDGE=${BRIDGE:-ferrokube0}
 SERVICE_CIDR=${SERVICE_CIDR:-10.96.0.0/12}
 CLUSTER_DNS=${CLUSTER_DNS:-10.96.0.10}
 KUBELET_PORT=${KUBELET_PORT:-10250}
+CLIENT_CA_FILE=${CLIENT_CA_FILE:-$CLUSTER_DIR/pki/ca.crt}
 HERE=$(cd "$(dirname "$0")" && pwd)
 NODE_DIR="$CLUSTER_DIR/node"
 SOCK="$NODE_DIR/containerd/containerd.sock"
@@ -99,6 +101,15 @@ staticPodPath: $NODE_DIR/manifests
 podLogsDir: $CLUSTER_DIR/logs/pods
 clusterDNS: [$CLUSTER_DNS]
 clusterDomain: cluster.local
+authentication:
+  x509:
+    clientCAFile: $CLIENT_CA_FILE
+  webhook:
+    enabled: true
+  anonymous:
+    enabled: false
+authorization:
+  mode: Webhook
 YAML
 start kubelet "$BIN_DIR/kubelet" --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$KUBECONFIG" \
   --container-runtime-endpoint "unix://$SOCK" --hostname-override "$NODE_NAME" \

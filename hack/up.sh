@@ -54,6 +54,8 @@ start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --service-cluster-ip-range=10.96.0.0/12 \
   --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" --authorization-mode=Node,RBAC \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+  --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
   --audit-log-path="$CLUSTER_DIR/logs/audit.log" --audit-policy-file="$PKI/audit-policy.yaml"
@@ -62,18 +64,11 @@ wait_for kube-apiserver 60 curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$A
 KUBECONFIG_FILE="$PKI/admin.kubeconfig"
 echo "$BIN_DIR" >"$CLUSTER_DIR/bin-dir"
 
-# ferrokube's controller-manager runs every controller under its own identity (upstream's
-# --use-service-account-credentials is not implemented yet), so that identity is bound to
-# each controller's bootstrap role (system:controller:*) — the union of what they need.
-for role in $(kubectl --kubeconfig "$KUBECONFIG_FILE" get clusterroles -o name | grep '^clusterrole.rbac.authorization.k8s.io/system:controller:'); do
-  role=${role#*/}
-  kubectl --kubeconfig "$KUBECONFIG_FILE" create clusterrolebinding "ferrokube:kube-controller-manager:${role#system:controller:}" \
-    --clusterrole="$role" --user=system:kube-controller-manager >/dev/null 2>&1 || true
-done
 start kube-scheduler "$BIN_DIR/kube-scheduler" --kubeconfig="$PKI/scheduler.kubeconfig" \
   --leader-elect=true --bind-address=127.0.0.1 --secure-port=10259
 start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
   --kubeconfig="$PKI/controller-manager.kubeconfig" --leader-elect=true \
+  --use-service-account-credentials=true \
   --bind-address=127.0.0.1 --secure-port=10257 --root-ca-file="$PKI/ca.crt" \
   --cert-dir="$PKI/kube-controller-manager" \
   --allocate-node-cidrs --cluster-cidr=10.244.0.0/16 --node-cidr-mask-size=24

@@ -143,6 +143,160 @@ impl ParsedQuantity {
     }
 }
 
+/// How a quantity is written, which upstream keeps so that sums print in the same style:
+/// `1Gi + 512Mi` is `1536Mi`, `100m + 200m` is `300m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    DecimalSI,
+    BinarySI,
+    DecimalExponent,
+}
+
+/// A quantity with its format, with upstream's addition and canonical text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantity {
+    pub value: ParsedQuantity,
+    pub format: Format,
+}
+
+impl Quantity {
+    /// Parses a quantity as it arrives in an object (surrounding whitespace ignored).
+    pub fn parse(text: &str) -> Option<Quantity> {
+        let text = text.trim();
+        let value = ParsedQuantity::parse(text)?;
+        let suffix = text.trim_start_matches(|c: char| c.is_ascii_digit() || "+-.".contains(c));
+        let format = if suffix.ends_with('i') {
+            Format::BinarySI
+        } else if suffix.starts_with(['e', 'E']) {
+            Format::DecimalExponent
+        } else {
+            Format::DecimalSI
+        };
+        Some(Quantity { value, format })
+    }
+
+    pub fn zero() -> Quantity {
+        Quantity {
+            value: ParsedQuantity {
+                mantissa: 0,
+                exp10: 0,
+            },
+            format: Format::DecimalSI,
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.value.mantissa == 0
+    }
+
+    /// The sum, in this quantity's format (the other's when this one is zero, as upstream's
+    /// `Add`); `None` on overflow.
+    pub fn checked_add(&self, other: &Quantity) -> Option<Quantity> {
+        let (a, b) = (self.value, other.value);
+        let exp10 = a.exp10.min(b.exp10);
+        let align = |q: ParsedQuantity| {
+            10i128
+                .checked_pow((q.exp10 - exp10).unsigned_abs())
+                .and_then(|s| q.mantissa.checked_mul(s))
+        };
+        let mantissa = align(a)?.checked_add(align(b)?)?;
+        let format = if self.is_zero() {
+            other.format
+        } else {
+            self.format
+        };
+        Some(Quantity {
+            value: ParsedQuantity { mantissa, exp10 },
+            format,
+        })
+    }
+
+    /// The difference, in this quantity's format; `None` on overflow.
+    pub fn checked_sub(&self, other: &Quantity) -> Option<Quantity> {
+        let negated = Quantity {
+            value: ParsedQuantity {
+                mantissa: other.value.mantissa.checked_neg()?,
+                exp10: other.value.exp10,
+            },
+            format: other.format,
+        };
+        let mut out = self.checked_add(&negated)?;
+        out.format = self.format;
+        Some(out)
+    }
+}
+
+impl std::fmt::Display for Quantity {
+    /// Upstream's canonical text: binary suffixes for whole BinarySI values of at least 1Ki,
+    /// else decimal suffixes with an exponent that is a multiple of three (`1k`, `1500`,
+    /// `500m`), rounded up to nano units.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ParsedQuantity {
+            mut mantissa,
+            mut exp10,
+        } = self.value;
+        if mantissa == 0 {
+            return f.write_str("0");
+        }
+        while mantissa % 10 == 0 {
+            mantissa /= 10;
+            exp10 += 1;
+        }
+        if self.format == Format::BinarySI && exp10 >= 0 && mantissa.abs() >= 1 {
+            if let Some(mut whole) = 10i128
+                .checked_pow(exp10.unsigned_abs())
+                .and_then(|s| mantissa.checked_mul(s))
+            {
+                if whole.abs() >= 1024 {
+                    let mut power = 0;
+                    while whole % 1024 == 0 && power < 6 {
+                        whole /= 1024;
+                        power += 1;
+                    }
+                    let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power];
+                    return write!(f, "{whole}{suffix}");
+                }
+            }
+        }
+        if exp10 < -9 {
+            let rounded = ParsedQuantity { mantissa, exp10 }
+                .scaled_value(9)
+                .unwrap_or(mantissa.signum());
+            return write!(f, "{rounded}n");
+        }
+        let mut exp3 = exp10.div_euclid(3) * 3;
+        if self.format == Format::DecimalSI {
+            exp3 = exp3.min(18);
+        }
+        let shift = 10i128
+            .checked_pow((exp10 - exp3).unsigned_abs())
+            .and_then(|s| mantissa.checked_mul(s));
+        let Some(number) = shift else {
+            return write!(f, "{mantissa}e{exp10}");
+        };
+        if self.format == Format::DecimalExponent {
+            return if exp3 == 0 {
+                write!(f, "{number}")
+            } else {
+                write!(f, "{number}e{exp3}")
+            };
+        }
+        let suffix = match exp3 {
+            -9 => "n",
+            -6 => "u",
+            -3 => "m",
+            0 => "",
+            3 => "k",
+            6 => "M",
+            9 => "G",
+            12 => "T",
+            15 => "P",
+            _ => "E",
+        };
+        write!(f, "{number}{suffix}")
+    }
+}
+
 /// Returns (power of two, power of ten) for a suffix.
 fn parse_suffix(suffix: &str) -> Option<(u32, i32)> {
     let binary = match suffix {
@@ -189,7 +343,7 @@ pub fn parse_scaled(text: &str, scale: i32) -> Option<i128> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_scaled, ParsedQuantity};
+    use super::{parse_scaled, ParsedQuantity, Quantity};
     use std::cmp::Ordering;
 
     fn q(s: &str) -> ParsedQuantity {
@@ -197,6 +351,40 @@ mod tests {
             Some(q) => q,
             None => panic!("{s} should parse"),
         }
+    }
+
+    #[test]
+    fn adds_and_prints_canonically() {
+        let qty = |s: &str| match Quantity::parse(s) {
+            Some(q) => q,
+            None => panic!("{s} should parse"),
+        };
+        let sum = |a: &str, b: &str| match qty(a).checked_add(&qty(b)) {
+            Some(q) => q.to_string(),
+            None => panic!("{a} + {b} overflows"),
+        };
+        assert_eq!(sum("1Gi", "512Mi"), "1536Mi");
+        assert_eq!(sum("100m", "200m"), "300m");
+        assert_eq!(sum("0", "1Gi"), "1Gi");
+        assert_eq!(sum("500m", "500m"), "1");
+        assert_eq!(sum("1", "0.5"), "1500m");
+        assert_eq!(sum("999", "1"), "1k");
+        assert_eq!(sum("1k", "500"), "1500");
+        assert_eq!(sum("1", "1"), "2");
+        assert_eq!(qty("1000Mi").to_string(), "1000Mi");
+        assert_eq!(qty("1024").to_string(), "1024");
+        assert_eq!(qty("0.5Gi").to_string(), "512Mi");
+        assert_eq!(qty("100Mi").to_string(), "100Mi");
+        assert_eq!(qty("1e3").to_string(), "1e3");
+        assert_eq!(qty("1Ki").to_string(), "1Ki");
+        assert_eq!(qty("10").to_string(), "10");
+        assert_eq!(qty("1.5").to_string(), "1500m");
+        let diff = match qty("2").checked_sub(&qty("500m")) {
+            Some(q) => q.to_string(),
+            None => panic!("overflow"),
+        };
+        assert_eq!(diff, "1500m");
+        assert!(qty("1").checked_sub(&qty("1")).is_some_and(|q| q.is_zero()));
     }
 
     #[test]

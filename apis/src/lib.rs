@@ -2,4 +2,5 @@
 //! `pkg/printers`: defaulting, validation, and the columns `kubectl get` shows.
 pub mod defaults;
 pub mod printers;
+pub mod quota;
 pub mod validation;

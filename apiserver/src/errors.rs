@@ -116,6 +116,18 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// Upstream's `NewForbidden` for an object: `pods "web" is forbidden: <why>`.
+    pub fn forbidden_object(def: &ResourceDef, name: &str, why: &str) -> ApiError {
+        ApiError {
+            details: Some(details(def, name)),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{} \"{name}\" is forbidden: {why}", def.group_resource()),
+            )
+        }
+    }
+
     pub fn not_found_path(path: &str) -> ApiError {
         let mut e = Self::new(
             404,

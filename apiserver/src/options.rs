@@ -77,6 +77,20 @@ pub struct Options {
     #[arg(long = "logging-format", default_value = "text")]
     pub logging_format: component_base::logging::Format,
 
+    /// Client certificate the apiserver presents to kubelets (pods/log, exec, attach,
+    /// portforward).
+    #[arg(long = "kubelet-client-certificate", requires = "kubelet_client_key")]
+    pub kubelet_client_certificate: Option<std::path::PathBuf>,
+
+    /// Key of --kubelet-client-certificate.
+    #[arg(long = "kubelet-client-key", requires = "kubelet_client_certificate")]
+    pub kubelet_client_key: Option<std::path::PathBuf>,
+
+    /// CA bundle that kubelets' serving certificates must chain to; without it they are not
+    /// verified.
+    #[arg(long = "kubelet-certificate-authority")]
+    pub kubelet_certificate_authority: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub auth: crate::auth::AuthOptions,
 }
@@ -97,6 +111,22 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn kubelet_client_certificate_needs_its_key() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["kube-apiserver", "--etcd-servers=http://e:2379"];
+            args.extend_from_slice(extra);
+            Options::try_parse_from(args)
+        };
+        assert!(parse(&["--kubelet-client-certificate=c.crt"]).is_err());
+        assert!(parse(&["--kubelet-client-key=c.key"]).is_err());
+        let both = parse(&[
+            "--kubelet-client-certificate=c.crt",
+            "--kubelet-client-key=c.key",
+        ]);
+        assert!(both.is_ok_and(|o| o.kubelet_client_key.is_some()));
     }
 
     #[test]

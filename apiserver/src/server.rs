@@ -38,6 +38,8 @@ pub struct ApiServer {
     pub metrics: Metrics,
     pub config: Config,
     pub advertise_address: IpAddr,
+    /// TLS to kubelets, with the apiserver's kubelet client certificate.
+    pub kubelet_tls: tokio_rustls::TlsConnector,
 }
 
 impl ApiServer {
@@ -105,6 +107,8 @@ impl ApiServer {
                 namespace_lifecycle: plugins.iter().any(|p| p == "NamespaceLifecycle"),
             },
             advertise_address: advertise_address(options),
+            kubelet_tls: endpoints::kubelet_proxy::tls_connector(options)
+                .context("kubelet client TLS")?,
         })
     }
 }

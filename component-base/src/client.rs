@@ -18,7 +18,16 @@ pub enum ClientError {
 
 /// A client for the apiserver named by `kubeconfig`, or the in-cluster/default configuration.
 pub async fn from_kubeconfig(kubeconfig: Option<&Path>) -> Result<kube::Client, ClientError> {
-    let config = match kubeconfig {
+    let config = config_from_kubeconfig(kubeconfig).await?;
+    kube::Client::try_from(config).map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// The client configuration `from_kubeconfig` builds on, for callers that derive further
+/// clients from it (e.g. with other credentials).
+pub async fn config_from_kubeconfig(
+    kubeconfig: Option<&Path>,
+) -> Result<kube::Config, ClientError> {
+    Ok(match kubeconfig {
         Some(path) => {
             let err = |message: String| ClientError::Kubeconfig {
                 path: path.display().to_string(),
@@ -32,6 +41,5 @@ pub async fn from_kubeconfig(kubeconfig: Option<&Path>) -> Result<kube::Client, 
         None => kube::Config::infer()
             .await
             .map_err(|e| ClientError::Infer(e.to_string()))?,
-    };
-    kube::Client::try_from(config).map_err(|e| ClientError::Build(e.to_string()))
+    })
 }

@@ -116,6 +116,26 @@ pub fn server_config_with_client_ca(
     Ok(Arc::new(config))
 }
 
+/// The identity a verified client certificate names, as Kubernetes reads it: the subject's
+/// Common Name is the user and its Organizations are the groups. `None` when the certificate
+/// does not parse or names nobody.
+pub fn certificate_identity(leaf: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref()).ok()?;
+    let subject = cert.subject();
+    let name = subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .filter(|n| !n.is_empty())?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    Some((name, groups))
+}
+
 /// Paths of a certificate and key pair `<dir>/<name>.crt` and `<dir>/<name>.key`.
 pub fn pair_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (
@@ -221,5 +241,23 @@ mod tests {
         let (c2, _) = ensure_self_signed(&dir, "apiserver", &hosts).unwrap();
         assert_eq!(first, std::fs::read(&c2).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn identity_is_common_name_and_organizations() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "kube-apiserver-kubelet-client");
+        dn.push(DnType::OrganizationName, "system:masters");
+        params.distinguished_name = dn;
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(
+            certificate_identity(cert.der()),
+            Some((
+                "kube-apiserver-kubelet-client".to_string(),
+                vec!["system:masters".to_string()]
+            ))
+        );
     }
 }

@@ -17,6 +17,7 @@ use kube::{api::Api, config::Kubeconfig};
 use prometheus::{IntGaugeVec, Opts, Registry};
 
 use crate::{
+    clientbuilder::{ClientBuilderError, ControllerClientBuilder},
     controllers::{self, Context},
     options::Options,
 };
@@ -43,6 +44,11 @@ pub enum AppError {
     Start {
         name: &'static str,
         source: controllers::ControllerError,
+    },
+    #[error("controller {name} has no client: {source}")]
+    Credentials {
+        name: &'static str,
+        source: ClientBuilderError,
     },
 }
 
@@ -146,7 +152,15 @@ pub async fn run(options: Options) -> Result<(), AppError> {
             unknown.join(", ")
         )));
     }
-    let client = component_base::client::from_kubeconfig(options.kubeconfig.as_deref()).await?;
+    let config =
+        component_base::client::config_from_kubeconfig(options.kubeconfig.as_deref()).await?;
+    let client = kube::Client::try_from(config.clone())
+        .map_err(|e| component_base::client::ClientError::Build(e.to_string()))?;
+    let clients = if options.use_service_account_credentials {
+        ControllerClientBuilder::service_accounts(client.clone(), config)
+    } else {
+        ControllerClientBuilder::Shared(client.clone())
+    };
     let registry = Registry::new();
     let queue_metrics = WorkQueueMetrics::new(&registry)?;
     let leader_status = IntGaugeVec::new(
@@ -168,6 +182,7 @@ pub async fn run(options: Options) -> Result<(), AppError> {
         root_ca: root_ca(&options)?,
         options: options.clone(),
         queue_metrics,
+        registry: registry.clone(),
         identity: identity.clone(),
     });
 
@@ -261,7 +276,7 @@ pub async fn run(options: Options) -> Result<(), AppError> {
             leader_status
                 .with_label_values(&["kube-controller-manager"])
                 .set(1);
-            if let Err(err) = run_controllers(ctx, enabled, failed).await {
+            if let Err(err) = run_controllers(ctx, &clients, enabled, failed).await {
                 *start_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
             }
         }
@@ -294,15 +309,26 @@ pub async fn run(options: Options) -> Result<(), AppError> {
     result
 }
 
-/// Starts every enabled controller on the shared informers and runs them until they all end.
+/// Starts every enabled controller, each with its own client (see `clientbuilder`), on the
+/// shared informers and runs them until they all end.
 async fn run_controllers(
     ctx: Arc<Context>,
+    clients: &ControllerClientBuilder,
     enabled: Vec<controllers::Descriptor>,
     failed: Arc<std::sync::Mutex<Vec<&'static str>>>,
 ) -> Result<(), AppError> {
     let mut running = Vec::new();
     for d in enabled {
-        let future = (d.init)(&ctx).map_err(|source| AppError::Start {
+        let client =
+            clients
+                .client(d.service_account)
+                .await
+                .map_err(|source| AppError::Credentials {
+                    name: d.name,
+                    source,
+                })?;
+        let controller_ctx = Arc::new(ctx.with_client(client));
+        let future = (d.init)(&controller_ctx).map_err(|source| AppError::Start {
             name: d.name,
             source,
         })?;

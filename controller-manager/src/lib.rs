@@ -2,6 +2,7 @@
 //! one binary, one process, each controller on the process's shared informers.
 
 pub mod app;
+pub mod clientbuilder;
 pub mod controllers;
 pub mod events;
 pub mod expectations;

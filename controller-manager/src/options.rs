@@ -50,6 +50,10 @@ pub struct Options {
     #[arg(long, default_value = "kube-system")]
     pub leader_elect_resource_namespace: String,
 
+    /// Run each controller with the credentials of its own ServiceAccount in kube-system.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub use_service_account_credentials: bool,
+
     /// The port serving /healthz and /metrics over HTTPS.
     #[arg(long, default_value_t = 10257)]
     pub secure_port: u16,
@@ -82,6 +86,19 @@ pub struct Options {
     /// Nodes per second whose pods may be evicted when a zone is healthy.
     #[arg(long, default_value_t = 0.1)]
     pub node_eviction_rate: f64,
+
+    /// Nodes per second whose pods may be evicted in a partially disrupted zone larger than
+    /// --large-cluster-size-threshold (in smaller ones evictions stop).
+    #[arg(long, default_value_t = 0.01)]
+    pub secondary_node_eviction_rate: f64,
+
+    /// Nodes a zone must exceed for partial disruption to slow rather than stop evictions.
+    #[arg(long, default_value_t = 50)]
+    pub large_cluster_size_threshold: usize,
+
+    /// Share of not-Ready nodes (more than two) at which a zone counts as partially disrupted.
+    #[arg(long, default_value_t = 0.55)]
+    pub unhealthy_zone_threshold: f64,
 
     /// Deployments synced concurrently.
     #[arg(long, default_value_t = 5)]
@@ -179,6 +196,12 @@ mod tests {
         assert_eq!(o.controllers, vec!["*", "-job"]);
         assert!(!o.leader_elect);
         assert_eq!(o.node_monitor_grace_period, Duration::from_secs(5));
+        assert!(!o.use_service_account_credentials);
+        let o = Options::parse_from([
+            "kube-controller-manager",
+            "--use-service-account-credentials",
+        ]);
+        assert!(o.use_service_account_credentials);
         assert!(Options::parse_from(["kube-controller-manager"]).leader_elect);
     }
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use integration_tests::{output_text, ApiServer, Etcd};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Service,
+};
 use kube::{
     api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
     runtime::watcher,
@@ -445,6 +447,15 @@ async fn streaming_lists_and_compacted_revisions() {
         .await
         .unwrap();
 
+    // kube-rs streams from resourceVersion 0 ("any"), which the watch cache answers as it is:
+    // let it catch up with both creates first.
+    for _ in 0..100 {
+        let cached = cms.list(&ListParams::default().match_any()).await.unwrap();
+        if cached.items.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // sendInitialEvents: the current objects arrive as ADDED, then the initial-events-end bookmark.
     let mut events = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut names = Vec::new();
@@ -479,4 +490,725 @@ async fn streaming_lists_and_compacted_revisions() {
         Ok(Err(kube::Error::Api(status))) => assert_eq!(status.code, 410),
         other => panic!("expected 410 Gone, got {other:?}"),
     }
+}
+
+fn pod_requesting(name: &str, cpu: Option<&str>) -> Pod {
+    let resources = match cpu {
+        Some(cpu) => json!({"requests": {"cpu": cpu}}),
+        None => json!({}),
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1", "resources": resources}]},
+    }))
+    .unwrap()
+}
+
+/// Waits until the apiserver's watch cache (what admission consults first) holds the quota
+/// `name` with `used` published for `resource`.
+async fn wait_for_cached_quota(quotas: &Api<ResourceQuota>, name: &str, resource: &str) {
+    for _ in 0..100 {
+        let cached = quotas
+            .list(&ListParams::default().match_any())
+            .await
+            .unwrap();
+        let published = cached.items.iter().any(|q| {
+            q.metadata.name.as_deref() == Some(name)
+                && q.status
+                    .as_ref()
+                    .and_then(|s| s.used.as_ref())
+                    .is_some_and(|u| u.contains_key(resource))
+        });
+        if published {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("quota {name} never reached the watch cache");
+}
+
+/// The usage quota `name` records.
+async fn quota_used(
+    quotas: &Api<ResourceQuota>,
+    name: &str,
+) -> std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+    let status = quotas.get_status(name).await.unwrap().status.unwrap();
+    status.used.unwrap()
+}
+
+/// Creates quota `name` and publishes its status as the quota controller would (its hard
+/// limits and the usage given), then waits until the apiserver's cache has it.
+async fn publish_quota(
+    quotas: &Api<ResourceQuota>,
+    name: &str,
+    hard: serde_json::Value,
+    used: serde_json::Value,
+) {
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": name}, "spec": {"hard": hard},
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let status = json!({"status": {"hard": hard, "used": used}});
+    quotas
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let resource = used.as_object().and_then(|u| u.keys().next()).unwrap();
+    wait_for_cached_quota(quotas, name, resource).await;
+}
+
+#[tokio::test]
+async fn resource_quota_admission_refuses_over_quota_and_charges_atomically() {
+    let etcd = Etcd::start().unwrap();
+    let first = ApiServer::start(&etcd).unwrap();
+    let second = ApiServer::start(&etcd).unwrap();
+    let client = first.client().await.unwrap();
+    let other = second.client().await.unwrap();
+    namespace(&client, "quota").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "quota");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "quota");
+
+    let refused = |e: kube::Error| {
+        let s = api_error(e);
+        assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"), "{s:?}");
+        s.message
+    };
+    // As upstream, a quota binds once the controller has published its hard limits, and
+    // refuses what it limits while its usage of those resources is unknown.
+    let hard = json!({"pods": "10", "requests.cpu": "1", "count/configmaps": "2"});
+    publish_quota(&quotas, "q", hard, json!({"pods": "0"})).await;
+    let msg = refused(
+        pods.create(
+            &PostParams::default(),
+            &pod_requesting("early", Some("100m")),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "pods \"early\" is forbidden: status unknown for quota: q, resources: pods,requests.cpu"
+    );
+    // The quota controller's part, done by hand: nothing used yet.
+    let status =
+        json!({"status": {"used": {"pods": "0", "requests.cpu": "0", "count/configmaps": "0"}}});
+    quotas
+        .patch_status("q", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let msg = refused(
+        pods.create(&PostParams::default(), &pod_requesting("nocpu", None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "pods \"nocpu\" is forbidden: failed quota: q: must specify requests.cpu for: c"
+    );
+
+    // Eight pods of 300m race through two apiservers: exactly three fit in 1 CPU.
+    let mut racing = Vec::new();
+    for i in 0..8 {
+        let c = if i % 2 == 0 { &client } else { &other };
+        let api: Api<Pod> = Api::namespaced(c.clone(), "quota");
+        racing.push(tokio::spawn(async move {
+            api.create(
+                &PostParams::default(),
+                &pod_requesting(&format!("p{i}"), Some("300m")),
+            )
+            .await
+        }));
+    }
+    let mut admitted = 0;
+    for r in racing {
+        match r.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(e) => assert_eq!(
+                refused(e).split_once(" is forbidden: ").unwrap().1,
+                "exceeded quota: q, requested: requests.cpu=300m, used: requests.cpu=900m, limited: requests.cpu=1"
+            ),
+        }
+    }
+    assert_eq!(admitted, 3);
+    let used = quota_used(&quotas, "q").await;
+    assert_eq!(used["pods"].0, "3");
+    assert_eq!(used["requests.cpu"].0, "900m");
+    assert_eq!(
+        pods.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
+
+    // Object counts: the third ConfigMap is refused; dry runs are checked but not charged.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "quota");
+    cms.create(
+        &PostParams {
+            dry_run: true,
+            ..Default::default()
+        },
+        &cm("dry", json!({})),
+    )
+    .await
+    .unwrap();
+    cms.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .unwrap();
+    let msg = refused(
+        cms.create(&PostParams::default(), &cm("c", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "configmaps \"c\" is forbidden: exceeded quota: q, requested: count/configmaps=1, used: count/configmaps=2, limited: count/configmaps=2"
+    );
+
+    // Deleting does not free usage in the apiserver; the controller's recount does.
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    assert!(cms
+        .create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .is_err());
+    let recount = json!({"status": {"used": {"count/configmaps": "1"}}});
+    quotas
+        .patch_status("q", &PatchParams::default(), &Patch::Merge(&recount))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+
+    // Updates are charged what they add: a Service turning NodePort takes a node port.
+    let nodeports = json!({"services.nodeports": "1"});
+    let unused = json!({"services.nodeports": "0"});
+    publish_quota(&quotas, "ports", nodeports, unused).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "quota");
+    for name in ["one", "two"] {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": name}, "spec": {"ports": [{"port": 80}]},
+        }))
+        .unwrap();
+        services.create(&PostParams::default(), &svc).await.unwrap();
+    }
+    let node_port = json!({"spec": {"type": "NodePort"}});
+    services
+        .patch("one", &PatchParams::default(), &Patch::Merge(&node_port))
+        .await
+        .unwrap();
+    let msg = refused(
+        services
+            .patch("two", &PatchParams::default(), &Patch::Merge(&node_port))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "services \"two\" is forbidden: exceeded quota: ports, requested: services.nodeports=1, used: services.nodeports=1, limited: services.nodeports=1"
+    );
+    let used = quota_used(&quotas, "ports").await;
+    assert_eq!(used["services.nodeports"].0, "1");
+}
+
+#[tokio::test]
+async fn limit_ranger_defaults_and_bounds_pods_and_claims() {
+    let etcd = Etcd::start().unwrap();
+    let server = ApiServer::start(&etcd).unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "limits").await;
+    let ranges: Api<LimitRange> = Api::namespaced(client.clone(), "limits");
+    let range: LimitRange = serde_json::from_value(json!({
+        "metadata": {"name": "lr"},
+        "spec": {"limits": [
+            {"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}, "max": {"cpu": "1"}},
+            {"type": "PersistentVolumeClaim", "max": {"storage": "10Gi"}}
+        ]},
+    }))
+    .unwrap();
+    ranges.create(&PostParams::default(), &range).await.unwrap();
+    // A quota on requests.cpu admits pods once LimitRanger has given them a request.
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "limits");
+    let cpu = json!({"requests.cpu": "2"});
+    publish_quota(&quotas, "q", cpu, json!({"requests.cpu": "0"})).await;
+    // The cache LimitRanger reads may trail the write by a moment.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "limits");
+    let mut created = None;
+    for _ in 0..50 {
+        match pods
+            .create(&PostParams::default(), &pod_requesting("plain", None))
+            .await
+        {
+            Ok(p) => {
+                created = Some(p);
+                break;
+            }
+            Err(e) => {
+                let s = api_error(e);
+                assert!(s.message.contains("must specify requests.cpu"), "{s:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let created = created.expect("LimitRanger never defaulted the pod");
+    let resources = created.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    assert_eq!(resources.requests.unwrap()["cpu"].0, "100m");
+    assert_eq!(resources.limits.unwrap()["cpu"].0, "500m");
+    assert_eq!(
+        created.metadata.annotations.unwrap()["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: cpu request for container c; cpu limit for container c"
+    );
+    assert_eq!(
+        created.status.unwrap().qos_class.as_deref(),
+        Some("Burstable")
+    );
+    let used = quota_used(&quotas, "q").await;
+    assert_eq!(used["requests.cpu"].0, "100m");
+
+    let big: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "big"},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1", "resources": {"limits": {"cpu": "2"}}}]},
+    }))
+    .unwrap();
+    let s = api_error(pods.create(&PostParams::default(), &big).await.unwrap_err());
+    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        s.message,
+        "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+    );
+
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "limits");
+    let claim = |name: &str, size: &str| -> PersistentVolumeClaim {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+        }))
+        .unwrap()
+    };
+    let s = api_error(
+        claims
+            .create(&PostParams::default(), &claim("huge", "20Gi"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        s.message,
+        "persistentvolumeclaims \"huge\" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"
+    );
+    let ok = claims
+        .create(&PostParams::default(), &claim("small", "1Gi"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status.unwrap().phase.as_deref(), Some("Pending"));
+}
+
+const NEW_RESOURCES: &str = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: kinds}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: fast
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fast}
+provisioner: example.com/fast
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: kinds}
+spec:
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: kinds}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: kinds}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: rc, namespace: kinds}
+spec:
+  replicas: 1
+  selector: {app: rc}
+  template:
+    metadata: {labels: {app: rc}}
+    spec:
+      containers: [{name: c, image: busybox:1}]
+"#;
+
+#[tokio::test]
+async fn kubectl_serves_storage_networking_autoscaling_and_certificates() {
+    let etcd = Etcd::start().unwrap();
+    let server = ApiServer::start(&etcd).unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "kinds").await;
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let o = server.kubectl_stdin(args, stdin).unwrap();
+        assert!(o.status.success(), "{args:?}: {}", output_text(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let resources = ok(&["api-resources", "--no-headers"], None);
+    for (name, short, group) in [
+        ("persistentvolumeclaims", "pvc", "v1"),
+        ("persistentvolumes", "pv", "v1"),
+        ("replicationcontrollers", "rc", "v1"),
+        ("storageclasses", "sc", "storage.k8s.io/v1"),
+        ("csidrivers", "", "storage.k8s.io/v1"),
+        ("csinodes", "", "storage.k8s.io/v1"),
+        ("volumeattachments", "", "storage.k8s.io/v1"),
+        ("ingresses", "ing", "networking.k8s.io/v1"),
+        ("ingressclasses", "", "networking.k8s.io/v1"),
+        ("networkpolicies", "netpol", "networking.k8s.io/v1"),
+        ("horizontalpodautoscalers", "hpa", "autoscaling/v2"),
+        ("runtimeclasses", "", "node.k8s.io/v1"),
+        (
+            "certificatesigningrequests",
+            "csr",
+            "certificates.k8s.io/v1",
+        ),
+        (
+            "validatingwebhookconfigurations",
+            "",
+            "admissionregistration.k8s.io/v1",
+        ),
+        (
+            "mutatingwebhookconfigurations",
+            "",
+            "admissionregistration.k8s.io/v1",
+        ),
+    ] {
+        let line = resources
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing from api-resources:\n{resources}"));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert!(fields.contains(&group), "{line}");
+        if !short.is_empty() {
+            assert_eq!(fields[1], short, "{line}");
+        }
+    }
+
+    ok(&["create", "-f", "-"], Some(NEW_RESOURCES));
+    let headers = |resource: &str| {
+        let out = ok(&["get", resource, "-n", "kinds"], None);
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        headers("pvc"),
+        "NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS VOLUMEATTRIBUTESCLASS AGE"
+    );
+    let pvc = ok(&["get", "pvc", "data", "-n", "kinds", "--no-headers"], None);
+    assert!(pvc.contains("Pending") && pvc.contains("fast"), "{pvc}");
+    assert_eq!(headers("ingress"), "NAME CLASS HOSTS ADDRESS PORTS AGE");
+    assert_eq!(headers("netpol"), "NAME POD-SELECTOR AGE");
+    assert_eq!(
+        headers("hpa"),
+        "NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE"
+    );
+    assert_eq!(
+        headers("sc"),
+        "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE"
+    );
+    let hpa = ok(&["get", "hpa", "web", "-n", "kinds", "--no-headers"], None);
+    assert!(hpa.contains("Deployment/web"), "{hpa}");
+    for (kind, name) in [
+        ("pvc", "data"),
+        ("ingress", "web"),
+        ("netpol", "deny"),
+        ("hpa", "web"),
+        ("sc", "fast"),
+        ("rc", "rc"),
+    ] {
+        let described = ok(&["describe", kind, name, "-n", "kinds"], None);
+        assert!(described.contains(name), "{described}");
+    }
+    ok(&["scale", "rc", "rc", "-n", "kinds", "--replicas=3"], None);
+    let replicas = ok(
+        &[
+            "get",
+            "rc",
+            "rc",
+            "-n",
+            "kinds",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+        None,
+    );
+    assert_eq!(replicas, "3");
+
+    // A CertificateSigningRequest is approved through its approval subresource.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let request = rcgen::CertificateParams::new(vec!["user".to_string()])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    use base64::Engine;
+    let csr = json!({
+        "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": "user"},
+        "spec": {"request": base64::engine::general_purpose::STANDARD.encode(request),
+                 "signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"]},
+    });
+    ok(&["create", "-f", "-"], Some(&csr.to_string()));
+    ok(&["certificate", "approve", "user"], None);
+    let condition = ok(
+        &[
+            "get",
+            "csr",
+            "user",
+            "-o",
+            "jsonpath={.status.conditions[0].type}",
+        ],
+        None,
+    );
+    assert_eq!(condition, "Approved");
+    let csrs = ok(&["get", "csr"], None);
+    assert!(csrs.contains("Approved"), "{csrs}");
+
+    ok(
+        &[
+            "delete",
+            "pvc,ingress,netpol,hpa,rc",
+            "--all",
+            "-n",
+            "kinds",
+        ],
+        None,
+    );
+    ok(&["delete", "sc", "fast"], None);
+    let left = ok(
+        &[
+            "get",
+            "pvc,ingress,netpol,hpa,rc",
+            "-n",
+            "kinds",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(left.trim().is_empty(), "{left}");
+    let o = server.kubectl(&["get", "sc", "fast"]).unwrap();
+    assert!(
+        !o.status.success() && output_text(&o).contains("NotFound"),
+        "{}",
+        output_text(&o)
+    );
+}
+
+#[tokio::test]
+async fn new_claims_and_ingresses_get_the_default_classes() {
+    use k8s_openapi::api::{
+        networking::v1::{Ingress, IngressClass},
+        storage::v1::StorageClass,
+    };
+    let etcd = Etcd::start().unwrap();
+    let server = ApiServer::start(&etcd).unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "classes").await;
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    for (name, default) in [("slow", "false"), ("fast", "true")] {
+        let sc: StorageClass = serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": {"storageclass.kubernetes.io/is-default-class": default}},
+            "provisioner": "example.com/disk",
+        }))
+        .unwrap();
+        classes.create(&PostParams::default(), &sc).await.unwrap();
+    }
+    let ingress_classes: Api<IngressClass> = Api::all(client.clone());
+    let ic: IngressClass = serde_json::from_value(json!({
+        "metadata": {"name": "nginx", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+        "spec": {"controller": "example.com/ingress"},
+    }))
+    .unwrap();
+    ingress_classes
+        .create(&PostParams::default(), &ic)
+        .await
+        .unwrap();
+    // Admission reads the classes from the watch cache.
+    for _ in 0..100 {
+        let sc = classes
+            .list(&ListParams::default().match_any())
+            .await
+            .unwrap();
+        let ic = ingress_classes
+            .list(&ListParams::default().match_any())
+            .await
+            .unwrap();
+        if sc.items.len() == 2 && ic.items.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "classes");
+    let claim = |name: &str, class: serde_json::Value| -> PersistentVolumeClaim {
+        let mut spec = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}});
+        if !class.is_null() {
+            spec["storageClassName"] = class;
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let defaulted = claims
+        .create(&PostParams::default(), &claim("unnamed", json!(null)))
+        .await
+        .unwrap();
+    assert_eq!(
+        defaulted.spec.unwrap().storage_class_name.as_deref(),
+        Some("fast")
+    );
+    let none = claims
+        .create(&PostParams::default(), &claim("none", json!("")))
+        .await
+        .unwrap();
+    assert_eq!(none.spec.unwrap().storage_class_name.as_deref(), Some(""));
+
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "classes");
+    let ing: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    }))
+    .unwrap();
+    let created = ingresses
+        .create(&PostParams::default(), &ing)
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.unwrap().ingress_class_name.as_deref(),
+        Some("nginx")
+    );
+}
+
+#[tokio::test]
+async fn pods_take_their_runtime_class_overhead_and_scheduling() {
+    use k8s_openapi::api::node::v1::RuntimeClass;
+    let etcd = Etcd::start().unwrap();
+    let server = ApiServer::start(&etcd).unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "runtime").await;
+    let classes: Api<RuntimeClass> = Api::all(client.clone());
+    let class: RuntimeClass = serde_json::from_value(json!({
+        "metadata": {"name": "sandboxed"},
+        "handler": "runsc",
+        "overhead": {"podFixed": {"cpu": "250m", "memory": "64Mi"}},
+        "scheduling": {"nodeSelector": {"sandbox": "true"},
+                       "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}]},
+    }))
+    .unwrap();
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if !classes
+            .list(&ListParams::default().match_any())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "runtime");
+    let pod = |name: &str, class: &str, extra: serde_json::Value| -> Pod {
+        let mut spec =
+            json!({"runtimeClassName": class, "containers": [{"name": "c", "image": "busybox:1"}]});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let created = pods
+        .create(&PostParams::default(), &pod("p", "sandboxed", json!({})))
+        .await
+        .unwrap();
+    let spec = created.spec.unwrap();
+    let overhead = spec.overhead.unwrap();
+    assert_eq!(
+        (overhead["cpu"].0.as_str(), overhead["memory"].0.as_str()),
+        ("250m", "64Mi")
+    );
+    assert_eq!(spec.node_selector.unwrap()["sandbox"], "true");
+    assert!(spec
+        .tolerations
+        .unwrap()
+        .iter()
+        .any(|t| t.key.as_deref() == Some("sandbox")));
+
+    let refused = |e: kube::Error| {
+        let s = api_error(e);
+        assert_eq!(s.code, 403, "{s:?}");
+        s.message
+    };
+    let msg = refused(
+        pods.create(&PostParams::default(), &pod("missing", "gvisor", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "pods \"missing\" is forbidden: pod rejected: RuntimeClass \"gvisor\" not found"
+    );
+    let msg = refused(
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "conflict",
+                "sandboxed",
+                json!({"nodeSelector": {"sandbox": "false"}}),
+            ),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "pods \"conflict\" is forbidden: conflict: runtimeClass.scheduling.nodeSelector[sandbox] = true; pod.spec.nodeSelector[sandbox] = false"
+    );
+    let msg = refused(
+        pods.create(
+            &PostParams::default(),
+            &pod("own", "sandboxed", json!({"overhead": {"cpu": "1"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "pods \"own\" is forbidden: pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead"
+    );
 }

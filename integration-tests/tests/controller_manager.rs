@@ -25,10 +25,15 @@ struct ControllerManager {
 
 impl ControllerManager {
     fn start(api: &ApiServer, extra: &[&str]) -> Result<ControllerManager> {
+        ControllerManager::start_as(&api.kubeconfig, extra)
+    }
+
+    /// Starts it with the identity of `kubeconfig`.
+    fn start_as(kubeconfig: &std::path::Path, extra: &[&str]) -> Result<ControllerManager> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let mut cmd = Command::new(binary("kube-controller-manager"));
-        cmd.arg(format!("--kubeconfig={}", api.kubeconfig.display()))
+        cmd.arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg(format!("--secure-port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--cert-dir={}", dir.path().join("certs").display()))
@@ -962,9 +967,21 @@ async fn silent_node_is_tainted_and_its_pods_evicted_after_toleration_seconds() 
         ],
     )?;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    let node: k8s_openapi::api::core::v1::Node =
-        serde_json::from_value(json!({ "metadata": { "name": "n1" } }))?;
-    nodes.create(&PostParams::default(), &node).await?;
+    for name in ["n1", "n2"] {
+        let node: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(json!({ "metadata": { "name": name } }))?;
+        nodes.create(&PostParams::default(), &node).await?;
+    }
+    // n2 stays healthy, so n1 going silent is n1's problem, not the whole cluster's.
+    let n2_alive = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = heartbeat(&client, "n2").await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
     let ns = "default";
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     for (name, seconds) in [("short", 3), ("patient", 3600)] {
@@ -1006,6 +1023,15 @@ async fn silent_node_is_tainted_and_its_pods_evicted_after_toleration_seconds() 
                     "node.kubernetes.io/unreachable:NoExecute",
                     "node.kubernetes.io/unreachable:NoSchedule",
                 ])
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    // The zone (no zone labels: the empty one) has one unhealthy node out of two.
+    eventually("zone metrics", Duration::from_secs(10), || async {
+        let m = fetch_metrics(kcm.port).await?;
+        Ok(m.contains("node_collector_zone_size{zone=\"\"} 2")
+            && m.contains("node_collector_unhealthy_nodes_in_zone{zone=\"\"} 1")
+            && m.contains("node_collector_zone_health{zone=\"\"} 50"))
     })
     .await
     .map_err(|e| kcm.explain(e))?;
@@ -1052,6 +1078,32 @@ async fn silent_node_is_tainted_and_its_pods_evicted_after_toleration_seconds() 
     })
     .await
     .map_err(|e| kcm.explain(e))?;
+
+    // Every node silent: the zone is fully disrupted everywhere, so nothing is evicted — the
+    // nodes keep only their NoSchedule taints.
+    n2_alive.abort();
+    eventually(
+        "only NoSchedule taints on silent nodes",
+        Duration::from_secs(20),
+        || async {
+            let only_no_schedule = ["node.kubernetes.io/unreachable:NoSchedule"];
+            Ok(node_taints(&nodes.get("n1").await?) == only_no_schedule
+                && node_taints(&nodes.get("n2").await?) == only_no_schedule)
+        },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        node_taints(&nodes.get("n1").await?),
+        ["node.kubernetes.io/unreachable:NoSchedule"]
+    );
+    assert!(pods
+        .get("patient")
+        .await?
+        .metadata
+        .deletion_timestamp
+        .is_none());
     Ok(())
 }
 
@@ -1200,7 +1252,8 @@ async fn cronjob_starts_a_job_when_the_schedule_comes_due() -> Result<()> {
     let cj: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(json!({
         "metadata": { "name": "tick" },
         "spec": {
-            "schedule": "* * * * *",
+            // Upstream's parser takes `@every`; field schedules are covered by unit tests.
+            "schedule": "@every 3s",
             "timeZone": "Etc/UTC",
             "concurrencyPolicy": "Forbid",
             "jobTemplate": { "spec": { "template": { "spec": {
@@ -1210,7 +1263,7 @@ async fn cronjob_starts_a_job_when_the_schedule_comes_due() -> Result<()> {
     }))?;
     cronjobs.create(&PostParams::default(), &cj).await?;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
-    eventually("a scheduled job", Duration::from_secs(75), || async {
+    eventually("a scheduled job", Duration::from_secs(20), || async {
         Ok(!jobs.list(&ListParams::default()).await?.items.is_empty())
     })
     .await
@@ -1242,7 +1295,7 @@ async fn cronjob_starts_a_job_when_the_schedule_comes_due() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_creates_in_order_and_updates_down_to_the_partition() -> Result<()> {
     let (_etcd, api, client) = cluster().await?;
-    let kcm = ControllerManager::start(&api, &["--controllers=statefulset"])?;
+    let kcm = ControllerManager::start(&api, &["--controllers=statefulset,garbagecollector"])?;
     let ns = "default";
     let manifest = r#"
 apiVersion: apps/v1
@@ -1255,6 +1308,10 @@ spec:
   template:
     metadata: {labels: {app: db}}
     spec: {containers: [{name: c, image: "busybox:1"}]}
+  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 "#;
     apply(&api, manifest)?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -1278,6 +1335,29 @@ spec:
     let kubelet = fake_kubelet(client.clone(), ns);
     kcm.rollout_status(&api, "statefulset/db")?;
     assert_eq!(pods_in(&client, ns, "app=db").await?.len(), 3);
+    // Each pod has its own claim, <claim>-<set>-<ordinal>, mounted as the template's volume.
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), ns);
+    let mut names: Vec<String> = claims
+        .list(&ListParams::default().labels("app=db"))
+        .await?
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data-db-0", "data-db-1", "data-db-2"]);
+    let volume = pods
+        .get("db-1")
+        .await?
+        .spec
+        .and_then(|s| s.volumes)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.name == "data")
+        .and_then(|v| v.persistent_volume_claim)
+        .map(|c| c.claim_name);
+    assert_eq!(volume.as_deref(), Some("data-db-1"));
 
     // A partitioned rolling update leaves ordinals below the partition alone.
     kubectl_ok(
@@ -1308,6 +1388,31 @@ spec:
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(image(&pods.get("db-0").await?), "busybox:1");
 
+    // Both templates are ControllerRevisions; `kubectl rollout undo` goes back to busybox:1.
+    let history = kubectl_ok(&api, &["rollout", "history", "statefulset/db"])?;
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    kubectl_ok(&api, &["rollout", "undo", "statefulset/db"])?;
+    eventually(
+        "db-1 and db-2 rolled back",
+        Duration::from_secs(60),
+        || async {
+            let one = pods.get_opt("db-1").await?;
+            let two = pods.get_opt("db-2").await?;
+            Ok(one.is_some_and(|p| {
+                image(&p) == "busybox:1" && p.metadata.deletion_timestamp.is_none()
+            }) && two.is_some_and(|p| {
+                image(&p) == "busybox:1" && p.metadata.deletion_timestamp.is_none()
+            }))
+        },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+
     // Scaling down removes the highest ordinal.
     kubectl_ok(&api, &["scale", "statefulset/db", "--replicas=2"])?;
     eventually("db-2 removed", Duration::from_secs(30), || async {
@@ -1315,6 +1420,13 @@ spec:
     })
     .await?;
     assert!(pods.get_opt("db-1").await?.is_some());
+    // whenScaled: Delete — the removed pod's claim goes with it; the others stay.
+    eventually("data-db-2 removed", Duration::from_secs(30), || async {
+        Ok(claims.get_opt("data-db-2").await?.is_none())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert!(claims.get_opt("data-db-1").await?.is_some());
     kubelet.abort();
     Ok(())
 }
@@ -1408,6 +1520,50 @@ spec:
     kcm.rollout_status(&api, "daemonset/agent")?;
     let pods = pods_in(&client, "default", "app=agent").await?;
     assert_eq!(images(&pods), ["busybox:2", "busybox:2"]);
+
+    // Each template is a ControllerRevision: `kubectl rollout undo` goes back to busybox:1,
+    // whose revision becomes the newest.
+    let revisions = |text: String| -> Vec<String> {
+        text.lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    let history = kubectl_ok(&api, &["rollout", "history", "daemonset/agent"])?;
+    assert_eq!(revisions(history.clone()), ["1", "2"], "{history}");
+    let first = kubectl_ok(
+        &api,
+        &["rollout", "history", "daemonset/agent", "--revision=1"],
+    )?;
+    assert!(first.contains("busybox:1"), "{first}");
+    kubectl_ok(&api, &["rollout", "undo", "daemonset/agent"])?;
+    kcm.rollout_status(&api, "daemonset/agent")?;
+    eventually("busybox:1 again", Duration::from_secs(30), || async {
+        let pods = pods_in(&client, "default", "app=agent").await?;
+        Ok(images(&pods) == ["busybox:1", "busybox:1"])
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    let history = kubectl_ok(&api, &["rollout", "history", "daemonset/agent"])?;
+    assert_eq!(revisions(history.clone()), ["2", "3"], "{history}");
+    let hashes: Vec<String> = pods_in(&client, "default", "app=agent")
+        .await?
+        .iter()
+        .filter_map(|p| p.labels().get("controller-revision-hash").cloned())
+        .collect();
+    let revs: Api<k8s_openapi::api::apps::v1::ControllerRevision> =
+        Api::namespaced(client.clone(), "default");
+    let newest = revs
+        .list(&ListParams::default().labels("app=agent"))
+        .await?
+        .items
+        .into_iter()
+        .max_by_key(|r| r.revision)
+        .map(|r| r.name_any());
+    assert_eq!(hashes.len(), 2);
+    assert!(hashes
+        .iter()
+        .all(|h| newest.as_deref() == Some(format!("agent-{h}").as_str())));
     kubelet.abort();
     Ok(())
 }
@@ -1650,5 +1806,317 @@ spec:
     );
     assert!(!watcher.await?, "old and new pods ran at the same time");
     kubelet.abort();
+    Ok(())
+}
+
+/// With `--use-service-account-credentials` and an identity that holds only
+/// `system:kube-controller-manager` (which may not create pods or ReplicaSets), every
+/// controller starts under RBAC and a Deployment still gets its pods and is garbage-collected:
+/// each controller writes as its own ServiceAccount in kube-system, as the audit log shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_write_with_their_own_service_account_credentials() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = |name: &str| dir.path().join(name);
+    let key = rcgen::KeyPair::generate()?;
+    std::fs::write(path("sa.key"), key.serialize_pem())?;
+    std::fs::write(path("sa.pub"), key.public_key_pem())?;
+    std::fs::write(
+        path("tokens.csv"),
+        "admin-token,admin,admin,system:masters\nkcm-token,system:kube-controller-manager,kcm\n",
+    )?;
+    std::fs::write(
+        path("audit-policy.yaml"),
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )?;
+    let flags = [
+        format!("--token-auth-file={}", path("tokens.csv").display()),
+        "--authorization-mode=Node,RBAC".to_string(),
+        format!(
+            "--service-account-signing-key-file={}",
+            path("sa.key").display()
+        ),
+        format!("--service-account-key-file={}", path("sa.pub").display()),
+        "--service-account-issuer=https://kubernetes.default.svc".to_string(),
+        format!("--audit-log-path={}", path("audit.log").display()),
+        format!(
+            "--audit-policy-file={}",
+            path("audit-policy.yaml").display()
+        ),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let etcd = Etcd::start()?;
+    let api = ApiServer::start_with(&etcd, &flags)?;
+    let client = api.client().await?;
+    // The process's own identity may not write the objects the controllers write.
+    for resource in ["pods", "replicasets.apps"] {
+        let answer = api.kubectl(&[
+            "auth",
+            "can-i",
+            "create",
+            resource,
+            "--as=system:kube-controller-manager",
+        ])?;
+        assert_eq!(String::from_utf8_lossy(&answer.stdout).trim(), "no");
+    }
+    let kubeconfig = path("kcm.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        std::fs::read_to_string(&api.kubeconfig)?.replace("admin-token", "kcm-token"),
+    )?;
+    let kcm = ControllerManager::start_as(&kubeconfig, &["--use-service-account-credentials"])?;
+    let _kubelet = fake_kubelet(client.clone(), "default");
+    apply(&api, &deployment_manifest("sa-creds", 3))?;
+    kcm.rollout_status(&api, "deployment/sa-creds")?;
+    assert_eq!(pods_in(&client, "default", "app=sa-creds").await?.len(), 3);
+
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "kube-system");
+    for name in ["deployment-controller", "replicaset-controller"] {
+        assert!(accounts.get_opt(name).await?.is_some(), "no account {name}");
+    }
+    // A deleted account's tokens are refused; the controller-manager recreates the account
+    // and renews the token at once, and the controller carries on.
+    accounts
+        .delete("replicaset-controller", &kube::api::DeleteParams::default())
+        .await?;
+    kubectl_ok(&api, &["scale", "deployment/sa-creds", "--replicas=4"])?;
+    eventually("a fourth pod", Duration::from_secs(40), || async {
+        Ok(pods_in(&client, "default", "app=sa-creds").await?.len() == 4)
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    assert!(accounts.get_opt("replicaset-controller").await?.is_some());
+
+    kubectl_ok(
+        &api,
+        &["delete", "deployment", "sa-creds", "--cascade=background"],
+    )?;
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    eventually(
+        "the ReplicaSet collected",
+        Duration::from_secs(30),
+        || async { Ok(sets.list(&ListParams::default()).await?.items.is_empty()) },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+
+    // Who wrote what: the audit log names each write's user.
+    let log = std::fs::read_to_string(path("audit.log"))?;
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| {
+            e["stage"] == "ResponseComplete"
+                && e["objectRef"]["namespace"] == "default"
+                && e["objectRef"]["subresource"].is_null()
+        })
+        .collect();
+    let writers = |verb: &str, resource: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| {
+                e["verb"] == verb
+                    && e["objectRef"]["resource"] == resource
+                    && e["responseStatus"]["code"]
+                        .as_u64()
+                        .is_some_and(|c| c < 300)
+            })
+            .filter_map(|e| e["user"]["username"].as_str().map(String::from))
+            .collect()
+    };
+    // The deleted account's token was refused (whichever write it was on) before the renewed
+    // one was used.
+    assert!(log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|e| e["objectRef"]["namespace"] == "default" && e["responseStatus"]["code"] == 401));
+    assert_eq!(
+        writers("create", "replicasets"),
+        vec!["system:serviceaccount:kube-system:deployment-controller"]
+    );
+    assert_eq!(
+        writers("delete", "replicasets"),
+        vec!["system:serviceaccount:kube-system:generic-garbage-collector"]
+    );
+    let pod_creators = writers("create", "pods");
+    assert_eq!(pod_creators.len(), 4, "{pod_creators:?}");
+    assert!(pod_creators
+        .iter()
+        .all(|u| u == "system:serviceaccount:kube-system:replicaset-controller"));
+    Ok(())
+}
+
+/// The live pod of `index` of Indexed Job `job`, once there is one.
+async fn index_pod(client: &Client, job: &str, index: i32) -> Result<Pod> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(40) {
+        let pending = pods_in(client, "default", &format!("job-name={job}"))
+            .await?
+            .into_iter()
+            .find(|p| {
+                p.annotations()
+                    .get("batch.kubernetes.io/job-completion-index")
+                    .is_some_and(|i| *i == index.to_string())
+                    && p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")
+            });
+        if let Some(pod) = pending {
+            return Ok(pod);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("no live pod for index {index} of {job}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexed_jobs_honour_per_index_backoff_and_success_policy() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(&api, &["--controllers=job"])?;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    let indexed = |name: &str,
+                   extra: serde_json::Value|
+     -> Result<k8s_openapi::api::batch::v1::Job> {
+        let mut spec = json!({
+            "completions": 4,
+            "parallelism": 4,
+            "completionMode": "Indexed",
+            "template": { "spec": { "restartPolicy": "Never", "containers": [{ "name": "c", "image": "busybox:1" }] } },
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            spec[k] = v.clone();
+        }
+        Ok(serde_json::from_value(
+            json!({ "metadata": { "name": name }, "spec": spec }),
+        )?)
+    };
+    let condition = |name: &'static str, type_: &'static str, reason: &'static str| {
+        let jobs = jobs.clone();
+        async move {
+            eventually(
+                &format!("{name} {type_} ({reason})"),
+                Duration::from_secs(40),
+                || async {
+                    Ok(job_condition(&jobs.get(name).await?, type_).as_deref() == Some(reason))
+                },
+            )
+            .await
+        }
+    };
+
+    // backoffLimitPerIndex 1: index 0 is retried once, carrying its failure count; a FailIndex
+    // rule fails index 1 at once; the job fails for its failed index when the rest succeed.
+    let per_index = indexed(
+        "per-index",
+        json!({
+            "backoffLimitPerIndex": 1,
+            "podFailurePolicy": { "rules": [{ "action": "FailIndex", "onExitCodes": { "operator": "In", "values": [42] } }] },
+        }),
+    )?;
+    jobs.create(&PostParams::default(), &per_index).await?;
+    let first = index_pod(&client, "per-index", 0)
+        .await
+        .map_err(|e| kcm.explain(e))?;
+    assert_eq!(
+        first.annotations()["batch.kubernetes.io/job-index-failure-count"],
+        "0"
+    );
+    finish_pod(&client, "default", &first.name_any(), 1).await?;
+    let retry = index_pod(&client, "per-index", 0)
+        .await
+        .map_err(|e| kcm.explain(e))?;
+    assert_ne!(retry.name_any(), first.name_any());
+    assert_eq!(
+        retry.annotations()["batch.kubernetes.io/job-index-failure-count"],
+        "1"
+    );
+    finish_pod(&client, "default", &retry.name_any(), 0).await?;
+    let one = index_pod(&client, "per-index", 1).await?;
+    finish_pod(&client, "default", &one.name_any(), 42).await?;
+    for i in [2, 3] {
+        let p = index_pod(&client, "per-index", i).await?;
+        finish_pod(&client, "default", &p.name_any(), 0).await?;
+    }
+    condition("per-index", "Failed", "FailedIndexes")
+        .await
+        .map_err(|e| kcm.explain(e))?;
+    let status = jobs.get("per-index").await?.status.unwrap_or_default();
+    assert_eq!(status.failed_indexes.as_deref(), Some("1"), "{status:?}");
+    assert_eq!(
+        status.completed_indexes.as_deref(),
+        Some("0,2,3"),
+        "{status:?}"
+    );
+    assert_eq!((status.failed, status.succeeded), (Some(2), Some(3)));
+    // Index 1 was never retried.
+    let index_one = pods_in(&client, "default", "job-name=per-index")
+        .await?
+        .into_iter()
+        .filter(|p| p.annotations()["batch.kubernetes.io/job-completion-index"] == "1")
+        .count();
+    assert_eq!(index_one, 1);
+
+    // Backoff is per index: while index 0 waits to be retried, index 1 starts.
+    let staggered = indexed(
+        "staggered",
+        json!({ "completions": 2, "parallelism": 1, "backoffLimitPerIndex": 1 }),
+    )?;
+    jobs.create(&PostParams::default(), &staggered).await?;
+    let zero = index_pod(&client, "staggered", 0).await?;
+    finish_pod(&client, "default", &zero.name_any(), 1).await?;
+    let next = index_pod(&client, "staggered", 1).await?;
+    let retries: Vec<Pod> = pods_in(&client, "default", "job-name=staggered")
+        .await?
+        .into_iter()
+        .filter(|p| p.metadata.creation_timestamp <= next.metadata.creation_timestamp)
+        .filter(|p| p.name_any() != zero.name_any() && p.name_any() != next.name_any())
+        .collect();
+    assert!(retries.is_empty(), "index 0 retried before index 1 started");
+
+    // maxFailedIndexes 0: the first failed index fails the job.
+    let strict = indexed(
+        "max-failed",
+        json!({ "backoffLimitPerIndex": 0, "maxFailedIndexes": 0 }),
+    )?;
+    jobs.create(&PostParams::default(), &strict).await?;
+    let p = index_pod(&client, "max-failed", 2).await?;
+    finish_pod(&client, "default", &p.name_any(), 1).await?;
+    condition("max-failed", "Failed", "MaxFailedIndexesExceeded")
+        .await
+        .map_err(|e| kcm.explain(e))?;
+
+    // successPolicy: indexes 0 and 1 succeeding is enough; the others are stopped.
+    let early = indexed(
+        "early",
+        json!({ "successPolicy": { "rules": [{ "succeededIndexes": "0,1" }] } }),
+    )?;
+    jobs.create(&PostParams::default(), &early).await?;
+    for i in [0, 1] {
+        let p = index_pod(&client, "early", i).await?;
+        finish_pod(&client, "default", &p.name_any(), 0).await?;
+    }
+    condition("early", "SuccessCriteriaMet", "SuccessPolicy")
+        .await
+        .map_err(|e| kcm.explain(e))?;
+    condition("early", "Complete", "SuccessPolicy").await?;
+    let job = jobs.get("early").await?;
+    let met = job
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Complete")
+        .and_then(|c| c.message);
+    assert_eq!(met.as_deref(), Some("Matched rules at index 0"));
+    eventually(
+        "the other indexes stopped",
+        Duration::from_secs(30),
+        || async {
+            Ok(pods_in(&client, "default", "job-name=early")
+                .await?
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
+                .all(|p| p.metadata.deletion_timestamp.is_some()))
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -24,7 +24,10 @@ use std::{
 use anyhow::{bail, Context, Result};
 use integration_tests::{binary, ApiServer, Etcd, Process};
 use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
-use kube::{api::PostParams, Api};
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api,
+};
 use serde_json::json;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -597,8 +600,10 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     for _ in 0..3 {
         let moved = c.topo.udp(&ip, 53, 40000)?;
         assert_ne!(
-            moved, pinned,
-            "the UDP flow still reaches the unready endpoint"
+            moved,
+            pinned,
+            "the UDP flow still reaches the unready endpoint; log:\n{}",
+            c.log()
         );
     }
 
@@ -695,6 +700,52 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
             .get("client", "http://10.98.0.100/")
             .is_ok_and(|b| b == "b3")
     })?;
+
+    // A LoadBalancer's ingress IP (written to its status, as a cloud controller would) is
+    // served like an external IP.
+    let (lb_cluster_ip, _) = c.service("lb", json!({"type": "LoadBalancer"})).await?;
+    let services: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    let ingress = json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.98.0.101"}]}}});
+    services
+        .patch_status("lb", &PatchParams::default(), &Patch::Merge(&ingress))
+        .await?;
+    c.endpoints("lb", &[(2, true, "node-a")]).await?;
+    c.wait(
+        "the load-balancer IP answering",
+        Duration::from_secs(20),
+        || {
+            c.topo
+                .get("client", "http://10.98.0.101/")
+                .is_ok_and(|b| b == "b2")
+        },
+    )?;
+
+    // loadBalancerSourceRanges: load-balancer traffic from outside the ranges no longer reaches
+    // the service (the packet filters drop it, so it times out; userspace closes it), while
+    // the service's cluster IP still answers.
+    let ranges = json!({"spec": {"loadBalancerSourceRanges": ["192.0.2.0/24"]}});
+    services
+        .patch("lb", &PatchParams::default(), &Patch::Merge(&ranges))
+        .await?;
+    c.wait(
+        "the load-balancer IP refusing other sources",
+        Duration::from_secs(30),
+        || c.topo.get("client", "http://10.98.0.101/").is_err(),
+    )?;
+    let outside = c.topo.get("client", "http://10.98.0.101/");
+    if expect_mode == "userspace" {
+        assert!(outside.is_err(), "{outside:?}");
+    } else {
+        assert_eq!(
+            outside,
+            Err(28),
+            "outside the source ranges should time out"
+        );
+    }
+    assert_eq!(
+        c.topo.get("client", &format!("http://{lb_cluster_ip}/")),
+        Ok("b2".to_string())
+    );
 
     // Health and metrics.
     let healthz = c

@@ -80,6 +80,8 @@ pub struct ServicePort {
     pub external_policy_local: bool,
     pub internal_policy_local: bool,
     pub health_check_node_port: Option<u16>,
+    /// `loadBalancerSourceRanges`: the clients that may use the load-balancer IPs (empty: all).
+    pub source_ranges: Vec<crate::net::Cidr>,
     /// Every endpoint the slices list for this port.
     pub endpoints: Vec<Endpoint>,
     /// Where traffic to the cluster IP goes (honouring internalTrafficPolicy).
@@ -199,6 +201,13 @@ pub fn service_ports(
     let external_policy_local = spec.external_traffic_policy.as_deref() == Some("Local")
         && (is_external_type || !external_ips.is_empty());
     let internal_policy_local = spec.internal_traffic_policy.as_deref() == Some("Local");
+    let source_ranges: Vec<crate::net::Cidr> = spec
+        .load_balancer_source_ranges
+        .iter()
+        .flatten()
+        .filter(|_| spec.type_.as_deref() == Some("LoadBalancer"))
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
     let health_check_node_port = spec
         .health_check_node_port
         .filter(|_| external_policy_local)
@@ -278,6 +287,7 @@ pub fn service_ports(
             external_policy_local,
             internal_policy_local,
             health_check_node_port,
+            source_ranges: source_ranges.clone(),
             cluster_endpoints: if internal_policy_local {
                 local.clone()
             } else {
@@ -359,6 +369,18 @@ mod tests {
         assert_eq!(p.external_endpoints.len(), 1);
         assert_eq!(p.external_endpoints[0].ip.to_string(), "10.244.0.11");
         assert_eq!(p.affinity_timeout, Some(10800));
+    }
+
+    #[test]
+    fn source_ranges_apply_to_load_balancers_only() {
+        let ranges = json!({"loadBalancerSourceRanges": [" 192.0.2.0/24", "bogus"]});
+        let mut lb = ranges.clone();
+        lb["type"] = json!("LoadBalancer");
+        let p = &service_ports(&svc(lb), &[], "a")[0];
+        assert_eq!(p.source_ranges, vec!["192.0.2.0/24".parse().unwrap()]);
+        assert!(service_ports(&svc(ranges), &[], "a")[0]
+            .source_ranges
+            .is_empty());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The nftables mode: one `kube-proxy` table per IP family, owned by kube-proxy. Verdict maps
-//! send service IP:port (and node ports) to per-service chains, which pick an endpoint at random
-//! with `numgen`; services without endpoints are rejected from filter hooks. Each sync is one
-//! atomic `nft -f -` transaction; after the first full sync only changed services are rewritten.
+//! send service IP:port (and node ports) to chains that pick an endpoint at random with
+//! `numgen`: shared picker chains and endpoint maps for plain services, per-service chains for
+//! those with affinity or a Local external policy. Services without endpoints are rejected from
+//! filter hooks, and loadBalancerSourceRanges are enforced before DNAT. Each sync is one atomic
+//! `nft -f -` transaction; after the first full sync only changed services are rewritten.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -13,7 +15,7 @@ use std::{
 use crate::{
     config::ProxyConfig,
     exec,
-    model::{Endpoint, ServicePort, ServicePortMap, ServicePortName},
+    model::{Endpoint, Protocol, ServicePort, ServicePortMap, ServicePortName},
     net::{self, Family},
     proxier::{self, ProxyError, SyncReport},
     tracker::Changes,
@@ -26,11 +28,28 @@ const SERVICE_IPS: &str = "service-ips";
 const SERVICE_NODEPORTS: &str = "service-nodeports";
 const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+const PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+/// The endpoint map for one protocol, of service addresses or of node ports. There is one per
+/// protocol because the map data is declared as `address . <protocol> dport`: nft 1.0.x refuses
+/// rules that use a map read back from the kernel whose data is the protocol-less `th dport`.
+fn endpoint_map(protocol: Protocol, node_port: bool) -> &'static str {
+    match (protocol, node_port) {
+        (Protocol::Tcp, false) => "service-endpoints-tcp",
+        (Protocol::Udp, false) => "service-endpoints-udp",
+        (Protocol::Sctp, false) => "service-endpoints-sctp",
+        (Protocol::Tcp, true) => "nodeport-endpoints-tcp",
+        (Protocol::Udp, true) => "nodeport-endpoints-udp",
+        (Protocol::Sctp, true) => "nodeport-endpoints-sctp",
+    }
+}
 const NODEPORT_IPS: &str = "nodeport-ips";
 const CLUSTER_CIDRS: &str = "cluster-cidrs";
 const HAIRPIN: &str = "hairpin-endpoints";
 const MARK_MASQ: &str = "mark-for-masquerade";
 const REJECT_CHAIN: &str = "reject-chain";
+const FIREWALL_IPS: &str = "firewall-ips";
+const FIREWALL_CHECK: &str = "firewall-check";
 
 fn fam(f: Family) -> &'static str {
     match f {
@@ -46,14 +65,73 @@ fn addr_type(f: Family) -> &'static str {
     }
 }
 
+/// A chain shared by every plain service port (no session affinity, no Local external policy)
+/// with the same number of endpoints: it picks an index with `numgen` and looks the destination
+/// up in an endpoint map keyed by address . protocol . port . index. Plain service ports thus
+/// cost map elements only, never chains or rules of their own, which is what keeps `nft`'s
+/// per-rule parse and commit cost off large syncs. Few rules bind the endpoint maps, because the
+/// kernel validates every element added to a data map against every rule bound to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Picker {
+    /// Cluster IP traffic, keyed by destination address.
+    Cluster(usize),
+    /// External and load-balancer IP traffic, keyed by destination address.
+    External(usize),
+    /// Node-port traffic, keyed by protocol and port alone.
+    NodePort(usize),
+}
+
+impl Picker {
+    fn chain(self) -> String {
+        match self {
+            Picker::Cluster(n) => format!("cluster-endpoints-mod-{n}"),
+            Picker::External(n) => format!("external-endpoints-mod-{n}"),
+            Picker::NodePort(n) => format!("nodeport-endpoints-mod-{n}"),
+        }
+    }
+
+    fn rules(self, f: Family, cfg: &ProxyConfig) -> Vec<String> {
+        let ip = fam(f);
+        let mut rules = Vec::with_capacity(4);
+        let (n, key, node_port) = match self {
+            Picker::Cluster(n) => {
+                if cfg.masquerade_all {
+                    rules.push(format!("jump {MARK_MASQ}"));
+                } else if cfg.cluster_cidrs.iter().any(|c| c.family() == f) {
+                    rules.push(format!("{ip} saddr != @{CLUSTER_CIDRS} jump {MARK_MASQ}"));
+                }
+                (n, format!("{ip} daddr . th dport"), false)
+            }
+            Picker::External(n) => {
+                rules.push(format!("jump {MARK_MASQ}"));
+                (n, format!("{ip} daddr . th dport"), false)
+            }
+            Picker::NodePort(n) => {
+                rules.push(format!("jump {MARK_MASQ}"));
+                (n, "th dport".to_string(), true)
+            }
+        };
+        for p in PROTOCOLS {
+            rules.push(format!(
+                "meta l4proto {} dnat {ip} to {key} . numgen random mod {n} map @{}",
+                p.as_str(),
+                endpoint_map(p, node_port)
+            ));
+        }
+        rules
+    }
+}
+
 /// The rules, sets and map elements one service port contributes to one family's table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Fragment {
     chains: BTreeMap<String, Vec<String>>,
     /// Affinity sets and their timeouts in seconds.
     sets: BTreeMap<String, u32>,
-    /// (map, key, verdict)
+    /// (map, key, value)
     elements: Vec<(&'static str, String, String)>,
+    /// Shared chains the elements jump to.
+    pickers: BTreeSet<Picker>,
     /// Endpoint IPs, which are masqueraded when they reach themselves through the service.
     hairpin: BTreeSet<IpAddr>,
 }
@@ -62,6 +140,11 @@ impl Fragment {
     fn rule_count(&self) -> usize {
         self.chains.values().map(Vec::len).sum()
     }
+}
+
+/// The `address . port` an endpoint map element sends traffic to.
+fn endpoint_value(e: &Endpoint) -> String {
+    format!("{} . {}", e.ip, e.port)
 }
 
 /// Renders one service port for one family.
@@ -96,30 +179,31 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
         };
         format!("meta l4proto {proto} dnat to {dest}")
     };
-    for e in sp
-        .cluster_endpoints
-        .iter()
-        .chain(sp.external_endpoints.iter())
-        .filter(|e| Family::of(&e.ip) == f)
-    {
+    let of_family = |list: &'_ [Endpoint]| -> Vec<Endpoint> {
+        list.iter()
+            .filter(|e| Family::of(&e.ip) == f)
+            .cloned()
+            .collect()
+    };
+    let cluster_eps = of_family(&sp.cluster_endpoints);
+    let external_eps = of_family(&sp.external_endpoints);
+    for e in cluster_eps.iter().chain(external_eps.iter()) {
         frag.hairpin.insert(e.ip);
         if let Some(timeout) = sp.affinity_timeout {
             frag.sets.insert(affinity_set(e), timeout);
         }
     }
-    // Endpoints are picked by rules in the service chain itself, not through per-endpoint
-    // chains and a numgen vmap: every vmap literal is an anonymous set, and both the kernel's
-    // naming of anonymous sets and nft's chain cache grow with their number, which made large
-    // syncs quadratic. A NAT statement ends the chain, so the first rule that fires wins.
+    // Services with affinity or a Local external policy pick endpoints with rules in their own
+    // chains: a NAT statement ends the chain, so the first rule that fires wins.
+    let plain = sp.affinity_timeout.is_none() && !sp.external_policy_local;
     let select = |targets: &[Endpoint]| -> Vec<String> {
-        let targets: Vec<&Endpoint> = targets.iter().filter(|e| Family::of(&e.ip) == f).collect();
         let mut rules = Vec::new();
         let remember = |e: &Endpoint| match sp.affinity_timeout {
             Some(_) => format!("update @{} {{ {ip} saddr }} ", affinity_set(e)),
             None => String::new(),
         };
         if sp.affinity_timeout.is_some() {
-            for e in &targets {
+            for e in targets {
                 rules.push(format!(
                     "{ip} saddr @{} {}{}",
                     affinity_set(e),
@@ -146,9 +230,18 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
         }
         rules
     };
-    let has = |list: &[Endpoint]| list.iter().any(|e| Family::of(&e.ip) == f);
-    let cluster_ok = has(&sp.cluster_endpoints);
-    let any_usable = cluster_ok || has(&sp.external_endpoints);
+    // Endpoint map elements for traffic to `key`, which the picker's numgen index completes.
+    let pick =
+        |frag: &mut Fragment, picker: Picker, map: &'static str, key: &str, eps: &[Endpoint]| {
+            frag.pickers.insert(picker);
+            for (i, e) in eps.iter().enumerate() {
+                frag.elements
+                    .push((map, format!("{key} . {i}"), endpoint_value(e)));
+            }
+            format!("goto {}", picker.chain())
+        };
+    let cluster_ok = !cluster_eps.is_empty();
+    let any_usable = cluster_ok || !external_eps.is_empty();
     let no_ep_verdict = |local_only: bool| {
         if local_only && !sp.endpoints.is_empty() {
             "drop".to_string()
@@ -157,40 +250,44 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
         }
     };
 
-    if cluster_ok {
+    if cluster_ok && !plain {
         let mut rules = Vec::new();
         if cfg.masquerade_all {
             rules.push(format!("jump {MARK_MASQ}"));
-        } else {
-            if cfg.cluster_cidrs.iter().any(|c| c.family() == f) {
-                for cip in sp.cluster_ips_of(f) {
-                    rules.push(format!(
-                        "{ip} daddr {cip} {proto} dport {} {ip} saddr != @{CLUSTER_CIDRS} jump {MARK_MASQ}",
-                        sp.port
-                    ));
-                }
-            }
+        } else if cfg.cluster_cidrs.iter().any(|c| c.family() == f) {
+            rules.push(format!("{ip} saddr != @{CLUSTER_CIDRS} jump {MARK_MASQ}"));
         }
-        rules.extend(select(&sp.cluster_endpoints));
+        rules.extend(select(&cluster_eps));
         frag.chains.insert(svc_chain.clone(), rules);
     }
     for cip in sp.cluster_ips_of(f) {
         let key = format!("{cip} . {proto} . {}", sp.port);
-        if cluster_ok {
-            frag.elements
-                .push((SERVICE_IPS, key, format!("goto {svc_chain}")));
-        } else {
+        if !cluster_ok {
             frag.elements.push((
                 NO_ENDPOINT_SERVICES,
                 key,
                 no_ep_verdict(sp.internal_policy_local),
             ));
+        } else if plain {
+            let picker = Picker::Cluster(cluster_eps.len());
+            let ep_key = format!("{cip} . {}", sp.port);
+            let verdict = pick(
+                &mut frag,
+                picker,
+                endpoint_map(sp.name.protocol, false),
+                &ep_key,
+                &cluster_eps,
+            );
+            frag.elements.push((SERVICE_IPS, key, verdict));
+        } else {
+            frag.elements
+                .push((SERVICE_IPS, key, format!("goto {svc_chain}")));
         }
     }
 
     if sp.has_external() {
-        let ext_usable = any_usable && (sp.external_policy_local || has(&sp.external_endpoints));
-        if ext_usable {
+        let ext_usable = any_usable && (sp.external_policy_local || !external_eps.is_empty());
+        if ext_usable && !plain {
             let mut rules = Vec::new();
             if sp.external_policy_local {
                 rules.push(format!("fib saddr type local jump {MARK_MASQ}"));
@@ -200,34 +297,82 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
             } else {
                 rules.push(format!("jump {MARK_MASQ}"));
             }
-            rules.extend(select(&sp.external_endpoints));
+            rules.extend(select(&external_eps));
             frag.chains.insert(ext_chain.clone(), rules);
         }
-        let verdict = if ext_usable {
-            format!("goto {ext_chain}")
-        } else {
-            no_ep_verdict(sp.external_policy_local)
-        };
-        let map_for = |usable: bool, with: &'static str, without: &'static str| {
-            if usable {
-                with
+        // loadBalancerSourceRanges: load-balancer traffic from elsewhere is dropped.
+        let lb_ips: Vec<&IpAddr> = sp
+            .load_balancer_ips
+            .iter()
+            .filter(|i| Family::of(i) == f)
+            .collect();
+        if !sp.source_ranges.is_empty() && !lb_ips.is_empty() {
+            let fw_chain = format!("firewall-{}-{base}", &hash[..8]);
+            let ranges: Vec<String> = sp
+                .source_ranges
+                .iter()
+                .filter(|r| r.family() == f)
+                .map(|r| r.to_string())
+                .collect();
+            let rule = if ranges.is_empty() {
+                "drop".to_string()
             } else {
-                without
+                format!("{ip} saddr != {{ {} }} drop", ranges.join(", "))
+            };
+            frag.chains.insert(fw_chain.clone(), vec![rule]);
+            for lb in lb_ips {
+                frag.elements.push((
+                    FIREWALL_IPS,
+                    format!("{lb} . {proto} . {}", sp.port),
+                    format!("goto {fw_chain}"),
+                ));
             }
-        };
+        }
+        let n = external_eps.len();
         for eip in sp.external_ips_of(f) {
-            frag.elements.push((
-                map_for(ext_usable, SERVICE_IPS, NO_ENDPOINT_SERVICES),
-                format!("{eip} . {proto} . {}", sp.port),
-                verdict.clone(),
-            ));
+            let key = format!("{eip} . {proto} . {}", sp.port);
+            if !ext_usable {
+                frag.elements.push((
+                    NO_ENDPOINT_SERVICES,
+                    key,
+                    no_ep_verdict(sp.external_policy_local),
+                ));
+            } else if plain {
+                let ep_key = format!("{eip} . {}", sp.port);
+                let verdict = pick(
+                    &mut frag,
+                    Picker::External(n),
+                    endpoint_map(sp.name.protocol, false),
+                    &ep_key,
+                    &external_eps,
+                );
+                frag.elements.push((SERVICE_IPS, key, verdict));
+            } else {
+                frag.elements
+                    .push((SERVICE_IPS, key, format!("goto {ext_chain}")));
+            }
         }
         if let Some(np) = sp.node_port {
-            frag.elements.push((
-                map_for(ext_usable, SERVICE_NODEPORTS, NO_ENDPOINT_NODEPORTS),
-                format!("{proto} . {np}"),
-                verdict,
-            ));
+            let key = format!("{proto} . {np}");
+            if !ext_usable {
+                frag.elements.push((
+                    NO_ENDPOINT_NODEPORTS,
+                    key,
+                    no_ep_verdict(sp.external_policy_local),
+                ));
+            } else if plain {
+                let verdict = pick(
+                    &mut frag,
+                    Picker::NodePort(n),
+                    endpoint_map(sp.name.protocol, true),
+                    &np.to_string(),
+                    &external_eps,
+                );
+                frag.elements.push((SERVICE_NODEPORTS, key, verdict));
+            } else {
+                frag.elements
+                    .push((SERVICE_NODEPORTS, key, format!("goto {ext_chain}")));
+            }
         }
     }
     frag
@@ -241,15 +386,21 @@ fn base_objects(
 ) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     let ip = fam(f);
     let at = addr_type(f);
-    let decls = vec![
+    let mut decls = vec![
         format!("add map {ip} {TABLE} {SERVICE_IPS} {{ type {at} . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}"),
         format!("add map {ip} {TABLE} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }}"),
         format!("add map {ip} {TABLE} {NO_ENDPOINT_SERVICES} {{ type {at} . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}"),
         format!("add map {ip} {TABLE} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }}"),
+        format!("add map {ip} {TABLE} {FIREWALL_IPS} {{ type {at} . inet_proto . inet_service : verdict ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}"),
         format!("add set {ip} {TABLE} {NODEPORT_IPS} {{ type {at} ; comment \"IPs that accept NodePort traffic\" ; }}"),
         format!("add set {ip} {TABLE} {HAIRPIN} {{ type {at} . {at} ; comment \"endpoint . endpoint: traffic from an endpoint to itself through a service\" ; }}"),
         format!("add set {ip} {TABLE} {CLUSTER_CIDRS} {{ type {at} ; flags interval ; comment \"pod CIDRs; traffic from elsewhere is masqueraded\" ; }}"),
     ];
+    for p in PROTOCOLS {
+        let proto = p.as_str();
+        decls.push(format!("add map {ip} {TABLE} {} {{ typeof {ip} daddr . th dport . numgen random mod 1 : {ip} daddr . {proto} dport ; comment \"{proto} service address . port . endpoint index: endpoint address . port\" ; }}", endpoint_map(p, false)));
+        decls.push(format!("add map {ip} {TABLE} {} {{ typeof th dport . numgen random mod 1 : {ip} daddr . {proto} dport ; comment \"{proto} node port . endpoint index: endpoint address . port\" ; }}", endpoint_map(p, true)));
+    }
     let loopback = match f {
         Family::V4 => "127.0.0.0/8",
         Family::V6 => "::1",
@@ -339,6 +490,27 @@ fn base_objects(
             "-110",
             vec!["ct state new jump service-endpoints-check".into()],
         ),
+        (
+            FIREWALL_CHECK.to_string(),
+            vec![format!(
+                "{ip} daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}"
+            )],
+        ),
+        // Before DNAT, while the destination is still the load-balancer IP.
+        hooked(
+            "filter-prerouting-pre-dnat",
+            "filter",
+            "prerouting",
+            "-110",
+            vec![format!("ct state new jump {FIREWALL_CHECK}")],
+        ),
+        hooked(
+            "filter-output-pre-dnat",
+            "filter",
+            "output",
+            "-110",
+            vec![format!("ct state new jump {FIREWALL_CHECK}")],
+        ),
     ];
     (decls, chains)
 }
@@ -348,14 +520,53 @@ fn chain_name(decl: &str) -> &str {
     decl.split_whitespace().next().unwrap_or(decl)
 }
 
-/// Per-family state of what was last written.
+/// Per-family state of what was last written: kube-proxy's own model of its table, so a sync
+/// never reads the ruleset back.
 #[derive(Default)]
 struct FamilyState {
     fragments: HashMap<ServicePortName, Fragment>,
+    /// Shared picker chains in place (kept until the next full sync once unused).
+    pickers: BTreeSet<Picker>,
     node_ips: Vec<IpAddr>,
     /// How many service ports list each endpoint IP (its hairpin element goes with the last).
     hairpin_refs: HashMap<IpAddr, usize>,
     written: bool,
+}
+
+/// Map and set elements to add or delete, written a thousand per statement (one statement per
+/// element would cost `nft` a command each).
+#[derive(Default)]
+struct Elements {
+    by_map: BTreeMap<&'static str, Vec<String>>,
+}
+
+impl Elements {
+    fn push(&mut self, map: &'static str, item: String) {
+        self.by_map.entry(map).or_default().push(item);
+    }
+
+    fn write(&self, tx: &mut String, table: &str, verb: &str) {
+        for (map, items) in &self.by_map {
+            for chunk in items.chunks(1000) {
+                let _ = write!(tx, "{verb} element {table} {map} {{ ");
+                for (i, item) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        tx.push_str(" , ");
+                    }
+                    tx.push_str(item);
+                }
+                tx.push_str(" }\n");
+            }
+        }
+    }
+}
+
+/// Declares `picker`'s chain (flushed) with its rules.
+fn write_picker(tx: &mut String, table: &str, picker: Picker, f: Family, cfg: &ProxyConfig) {
+    let chain = picker.chain();
+    let _ = writeln!(tx, "add chain {table} {chain}");
+    let _ = writeln!(tx, "flush chain {table} {chain}");
+    add_rules(tx, table, &chain, &picker.rules(f, cfg));
 }
 
 /// The nftables proxier.
@@ -416,13 +627,22 @@ impl NftProxier {
             rewritten += n;
             new_state.push((f, st));
         }
+        // On failure the families' states stay removed, so the next sync rewrites everything.
         if !tx.is_empty() {
             exec::run("nft", &["-f", "-"], Some(&tx)).await?;
         }
         let mut rules = Vec::new();
         for (f, mut st) in new_state {
             st.written = true;
-            let count = st.fragments.values().map(Fragment::rule_count).sum();
+            let count: usize = st
+                .fragments
+                .values()
+                .map(Fragment::rule_count)
+                .sum::<usize>()
+                + st.pickers
+                    .iter()
+                    .map(|p| p.rules(f, &self.cfg).len())
+                    .sum::<usize>();
             rules.push((fam(f), count));
             self.state.insert(f, st);
         }
@@ -444,6 +664,7 @@ impl NftProxier {
     ) -> (FamilyState, usize) {
         let ip = fam(f);
         let t = format!("{ip} {TABLE}");
+        tx.reserve(self.ports.len() * 400);
         let _ = writeln!(tx, "add table {t} {{ comment \"rules for kube-proxy\" ; }}");
         if !prev.written {
             // Whatever an earlier run left behind is replaced wholesale.
@@ -451,15 +672,26 @@ impl NftProxier {
             let _ = writeln!(tx, "add table {t} {{ comment \"rules for kube-proxy\" ; }}");
         }
         let (decls, chains) = base_objects(f, &self.cfg, restrict);
-        for d in decls {
-            let _ = writeln!(tx, "{d}");
+        if !prev.written {
+            // Maps and sets are declared with the fresh table only: nft refuses to re-add a
+            // typeof map it reads back from the kernel ("File exists").
+            for d in decls {
+                let _ = writeln!(tx, "{d}");
+            }
         }
         for m in [
             SERVICE_IPS,
             SERVICE_NODEPORTS,
             NO_ENDPOINT_SERVICES,
             NO_ENDPOINT_NODEPORTS,
-        ] {
+            FIREWALL_IPS,
+        ]
+        .into_iter()
+        .chain(
+            PROTOCOLS
+                .iter()
+                .flat_map(|p| [endpoint_map(*p, false), endpoint_map(*p, true)]),
+        ) {
             let _ = writeln!(tx, "flush map {t} {m}");
         }
         refill_set(tx, &t, NODEPORT_IPS, &node_ips);
@@ -473,6 +705,8 @@ impl NftProxier {
             add_rules(tx, &t, name, rules);
         }
         let mut fragments = HashMap::new();
+        let mut elements = Elements::default();
+        let mut pickers = BTreeSet::new();
         for (name, sp) in &self.ports {
             let frag = render(sp, f, &self.cfg);
             if frag == Fragment::default() {
@@ -488,10 +722,14 @@ impl NftProxier {
             for (chain, rules) in &frag.chains {
                 add_rules(tx, &t, chain, rules);
             }
-            for (map, key, verdict) in &frag.elements {
-                let _ = writeln!(tx, "add element {t} {map} {{ {key} : {verdict} }}");
+            for (map, key, value) in &frag.elements {
+                elements.push(map, format!("{key} : {value}"));
             }
+            pickers.extend(frag.pickers.iter().copied());
             fragments.insert(name.clone(), frag);
+        }
+        for picker in &pickers {
+            write_picker(tx, &t, *picker, f, &self.cfg);
         }
         // Chains and sets of services that are gone: flush every one first, then delete.
         let live_chains: std::collections::HashSet<&String> = fragments
@@ -502,11 +740,13 @@ impl NftProxier {
             .values()
             .flat_map(|n: &Fragment| n.sets.keys())
             .collect();
-        let stale_chains: BTreeSet<&String> = prev
+        let stale_chains: BTreeSet<String> = prev
             .fragments
             .values()
             .flat_map(|old| old.chains.keys())
             .filter(|c| !live_chains.contains(c))
+            .cloned()
+            .chain(prev.pickers.difference(&pickers).map(|p| p.chain()))
             .collect();
         let stale_sets: BTreeSet<&String> = prev
             .fragments
@@ -531,12 +771,15 @@ impl NftProxier {
                 *hairpin_refs.entry(*ep).or_default() += 1;
             }
         }
-        let all: Vec<IpAddr> = hairpin_refs.keys().copied().collect();
-        hairpin_elements(tx, &t, "add", &all);
+        for ep in hairpin_refs.keys() {
+            elements.push(HAIRPIN, format!("{ep} . {ep}"));
+        }
+        elements.write(tx, &t, "add");
         let n = fragments.len();
         (
             FamilyState {
                 fragments,
+                pickers,
                 node_ips,
                 hairpin_refs,
                 written: false,
@@ -545,6 +788,8 @@ impl NftProxier {
         )
     }
 
+    /// Writes only what `changed` alters: element deletions first (so no chain is still
+    /// referenced when it goes), then chain rewrites, then element additions.
     fn incremental_tx(
         &self,
         tx: &mut String,
@@ -560,6 +805,9 @@ impl NftProxier {
         }
         let mut rewritten = 0;
         let mut hairpin_before: HashMap<IpAddr, usize> = HashMap::new();
+        let (mut dels, mut adds) = (Elements::default(), Elements::default());
+        let mut chain_ops = String::new();
+        let mut new_pickers = BTreeSet::new();
         for change in changed {
             let old = prev.fragments.remove(&change.name).unwrap_or_default();
             let new = change
@@ -574,13 +822,22 @@ impl NftProxier {
                 continue;
             }
             rewritten += 1;
-            for (map, key, verdict) in &old.elements {
+            for (map, key, value) in &old.elements {
                 if !new
                     .elements
                     .iter()
-                    .any(|(m, k, v)| m == map && k == key && v == verdict)
+                    .any(|(m, k, v)| m == map && k == key && v == value)
                 {
-                    let _ = writeln!(tx, "delete element {t} {map} {{ {key} }}");
+                    dels.push(map, key.clone());
+                }
+            }
+            for (map, key, value) in &new.elements {
+                if !old
+                    .elements
+                    .iter()
+                    .any(|(m, k, v)| m == map && k == key && v == value)
+                {
+                    adds.push(map, format!("{key} : {value}"));
                 }
             }
             for ep in old.hairpin.iter().chain(&new.hairpin) {
@@ -595,55 +852,53 @@ impl NftProxier {
             for ep in &new.hairpin {
                 *prev.hairpin_refs.entry(*ep).or_default() += 1;
             }
-            for c in old.chains.keys() {
-                let _ = writeln!(tx, "flush chain {t} {c}");
-            }
-            for (s, timeout) in &old.sets {
-                if new.sets.get(s) != Some(timeout) {
-                    let _ = writeln!(tx, "delete set {t} {s}");
+            if old.chains != new.chains || old.sets != new.sets {
+                for c in old.chains.keys() {
+                    let _ = writeln!(chain_ops, "flush chain {t} {c}");
+                }
+                for (s, timeout) in &old.sets {
+                    if new.sets.get(s) != Some(timeout) {
+                        let _ = writeln!(chain_ops, "delete set {t} {s}");
+                    }
+                }
+                for c in new.chains.keys() {
+                    let _ = writeln!(chain_ops, "add chain {t} {c}");
+                }
+                for (s, timeout) in &new.sets {
+                    if old.sets.get(s) != Some(timeout) {
+                        add_affinity_set(&mut chain_ops, &t, f, s, *timeout);
+                    }
+                }
+                for (c, rules) in &new.chains {
+                    add_rules(&mut chain_ops, &t, c, rules);
+                }
+                for c in old.chains.keys().filter(|c| !new.chains.contains_key(*c)) {
+                    let _ = writeln!(chain_ops, "delete chain {t} {c}");
                 }
             }
-            for c in new.chains.keys() {
-                let _ = writeln!(tx, "add chain {t} {c}");
-            }
-            for (s, timeout) in &new.sets {
-                if old.sets.get(s) != Some(timeout) {
-                    add_affinity_set(tx, &t, f, s, *timeout);
-                }
-            }
-            for (c, rules) in &new.chains {
-                add_rules(tx, &t, c, rules);
-            }
-            for c in old.chains.keys().filter(|c| !new.chains.contains_key(*c)) {
-                let _ = writeln!(tx, "delete chain {t} {c}");
-            }
-            for (map, key, verdict) in &new.elements {
-                if !old
-                    .elements
-                    .iter()
-                    .any(|(m, k, v)| m == map && k == key && v == verdict)
-                {
-                    let _ = writeln!(tx, "add element {t} {map} {{ {key} : {verdict} }}");
-                }
-            }
+            new_pickers.extend(new.pickers.difference(&prev.pickers).copied());
             if new != Fragment::default() {
                 prev.fragments.insert(change.name.clone(), new);
             }
         }
-        let (mut gone, mut added) = (Vec::new(), Vec::new());
+        for picker in new_pickers {
+            write_picker(&mut chain_ops, &t, picker, f, &self.cfg);
+            prev.pickers.insert(picker);
+        }
         for (ep, before) in hairpin_before {
             let now = prev.hairpin_refs.get(&ep).copied().unwrap_or(0);
             if now == 0 {
                 prev.hairpin_refs.remove(&ep);
             }
             match (before > 0, now > 0) {
-                (true, false) => gone.push(ep),
-                (false, true) => added.push(ep),
+                (true, false) => dels.push(HAIRPIN, format!("{ep} . {ep}")),
+                (false, true) => adds.push(HAIRPIN, format!("{ep} . {ep}")),
                 _ => {}
             }
         }
-        hairpin_elements(tx, &t, "delete", &gone);
-        hairpin_elements(tx, &t, "add", &added);
+        dels.write(tx, &t, "delete");
+        tx.push_str(&chain_ops);
+        adds.write(tx, &t, "add");
         (prev, rewritten)
     }
 }
@@ -678,18 +933,6 @@ fn add_rules(tx: &mut String, table: &str, chain: &str, rules: &[String]) {
     }
 }
 
-/// Adds or deletes `ep . ep` hairpin elements, a thousand per statement.
-fn hairpin_elements(tx: &mut String, table: &str, verb: &str, eps: &[IpAddr]) {
-    for chunk in eps.chunks(1000) {
-        let list: Vec<String> = chunk.iter().map(|ip| format!("{ip} . {ip}")).collect();
-        let _ = writeln!(
-            tx,
-            "{verb} element {table} {HAIRPIN} {{ {} }}",
-            list.join(" , ")
-        );
-    }
-}
-
 /// Whether nftables works here: a throw-away table can be created and removed.
 pub async fn usable() -> bool {
     exec::works(
@@ -714,7 +957,6 @@ pub async fn cleanup() -> Result<(), ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Protocol;
 
     fn cfg() -> ProxyConfig {
         let c: crate::config::KubeProxyConfiguration = Default::default();
@@ -751,6 +993,7 @@ mod tests {
             external_policy_local: false,
             internal_policy_local: false,
             health_check_node_port: None,
+            source_ranges: vec![],
             endpoints: eps.clone(),
             cluster_endpoints: eps.clone(),
             external_endpoints: eps.clone(),
@@ -758,63 +1001,146 @@ mod tests {
         }
     }
 
+    fn has(frag: &Fragment, map: &str, key: &str, value: &str) -> bool {
+        frag.elements
+            .iter()
+            .any(|(m, k, v)| *m == map && k == key && v == value)
+    }
+
     #[test]
-    fn service_with_endpoints_picks_one_at_random() {
+    fn plain_service_is_map_elements_and_a_shared_picker() {
         let frag = render(
             &port(vec![ep("10.244.0.11"), ep("10.244.0.12")]),
             Family::V4,
             &cfg(),
         );
-        let svc = frag
-            .chains
-            .iter()
-            .find(|(n, _)| n.starts_with("service-"))
-            .unwrap();
-        assert!(svc.0.ends_with("-ns/web/tcp/http"));
+        assert!(frag.chains.is_empty(), "no chain of its own: {frag:?}");
         assert_eq!(
-            svc.1[1],
-            "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.11:8080"
+            frag.pickers,
+            [Picker::Cluster(2), Picker::NodePort(2)].into()
         );
-        assert_eq!(svc.1[2], "meta l4proto tcp dnat to 10.244.0.12:8080");
-        assert!(svc.1[0].contains("saddr != @cluster-cidrs jump mark-for-masquerade"));
-        assert_eq!(
-            frag.chains.len(),
-            2,
-            "a service and an external chain, nothing per endpoint"
-        );
+        let cluster = "goto cluster-endpoints-mod-2";
+        assert!(has(&frag, SERVICE_IPS, "10.0.0.10 . tcp . 80", cluster));
+        let tcp = "service-endpoints-tcp";
+        assert!(has(&frag, tcp, "10.0.0.10 . 80 . 0", "10.244.0.11 . 8080"));
+        assert!(has(&frag, tcp, "10.0.0.10 . 80 . 1", "10.244.0.12 . 8080"));
+        let nodeport = "goto nodeport-endpoints-mod-2";
+        assert!(has(&frag, SERVICE_NODEPORTS, "tcp . 30080", nodeport));
+        assert!(has(
+            &frag,
+            "nodeport-endpoints-tcp",
+            "30080 . 1",
+            "10.244.0.12 . 8080"
+        ));
         assert_eq!(frag.hairpin.len(), 2);
-        assert!(frag
-            .elements
-            .iter()
-            .any(|(m, k, _)| *m == SERVICE_IPS && k == "10.0.0.10 . tcp . 80"));
-        assert!(frag
-            .elements
-            .iter()
-            .any(|(m, k, _)| *m == SERVICE_NODEPORTS && k == "tcp . 30080"));
+        assert_eq!(
+            Picker::Cluster(2).rules(Family::V4, &cfg()),
+            [
+                "ip saddr != @cluster-cidrs jump mark-for-masquerade",
+                "meta l4proto tcp dnat ip to ip daddr . th dport . numgen random mod 2 map @service-endpoints-tcp",
+                "meta l4proto udp dnat ip to ip daddr . th dport . numgen random mod 2 map @service-endpoints-udp",
+                "meta l4proto sctp dnat ip to ip daddr . th dport . numgen random mod 2 map @service-endpoints-sctp",
+            ]
+        );
         assert!(render(&port(vec![]), Family::V6, &cfg()).chains.is_empty());
     }
 
     #[test]
-    fn ipv6_services_go_to_the_ip6_table() {
-        let mut v6 = ep("fd00::11");
-        v6.port = 8080;
-        let mut p = port(vec![v6]);
-        p.cluster_ips = vec!["fd00:96::10".parse().unwrap()];
-        assert_eq!(render(&p, Family::V4, &cfg()), Fragment::default());
-        let frag = render(&p, Family::V6, &cfg());
-        let svc = frag
+    fn local_external_policy_keeps_per_service_chains() {
+        let mut p = port(vec![ep("10.244.0.11"), ep("10.244.0.12")]);
+        p.external_policy_local = true;
+        p.external_endpoints = vec![ep("10.244.0.11")];
+        let frag = render(&p, Family::V4, &cfg());
+        assert!(frag.pickers.is_empty());
+        let (svc, rules) = frag
             .chains
             .iter()
             .find(|(n, _)| n.starts_with("service-"))
             .unwrap();
+        assert!(svc.ends_with("-ns/web/tcp/http"));
         assert_eq!(
-            svc.1.last().unwrap(),
-            "meta l4proto tcp dnat to [fd00::11]:8080"
+            rules[1],
+            "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.0.11:8080"
         );
-        assert!(frag
-            .elements
+        let ext = frag
+            .chains
             .iter()
-            .any(|(m, k, _)| *m == SERVICE_IPS && k == "fd00:96::10 . tcp . 80"));
+            .find(|(n, _)| n.starts_with("external-"))
+            .unwrap();
+        assert_eq!(ext.1[1], format!("fib saddr type local goto {svc}"));
+        assert_eq!(
+            ext.1.last().unwrap(),
+            "meta l4proto tcp dnat to 10.244.0.11:8080"
+        );
+    }
+
+    #[test]
+    fn ipv6_services_go_to_the_ip6_table() {
+        let mut p = port(vec![ep("fd00::11")]);
+        p.cluster_ips = vec!["fd00:96::10".parse().unwrap()];
+        assert_eq!(render(&p, Family::V4, &cfg()), Fragment::default());
+        let frag = render(&p, Family::V6, &cfg());
+        assert!(has(
+            &frag,
+            SERVICE_IPS,
+            "fd00:96::10 . tcp . 80",
+            "goto cluster-endpoints-mod-1"
+        ));
+        assert!(has(
+            &frag,
+            "service-endpoints-tcp",
+            "fd00:96::10 . 80 . 0",
+            "fd00::11 . 8080"
+        ));
+        assert!(Picker::Cluster(1).rules(Family::V6, &cfg())[0].starts_with("meta l4proto"));
+        assert!(Picker::Cluster(1).rules(Family::V6, &cfg())[0].contains("dnat ip6 to ip6 daddr"));
+    }
+
+    #[test]
+    fn one_endpoint_change_rewrites_only_its_elements() {
+        let cfg = Arc::new(cfg());
+        let mut proxier = NftProxier::new(cfg, vec![Family::V4]);
+        let mut other = port(vec![ep("10.244.1.1")]);
+        other.name.name = "other".into();
+        other.cluster_ips = vec!["10.0.0.20".parse().unwrap()];
+        other.node_port = None;
+        let before = port(vec![ep("10.244.0.11"), ep("10.244.0.12")]);
+        for p in [&before, &other] {
+            proxier.ports.insert(p.name.clone(), p.clone());
+        }
+        let mut tx = String::new();
+        let (mut st, _) =
+            proxier.full_tx(&mut tx, Family::V4, FamilyState::default(), vec![], false);
+        assert!(
+            tx.contains("add chain ip kube-proxy cluster-endpoints-mod-2"),
+            "{tx}"
+        );
+        assert!(
+            tx.contains("add chain ip kube-proxy cluster-endpoints-mod-1"),
+            "{tx}"
+        );
+        st.written = true;
+
+        let after = port(vec![ep("10.244.0.11"), ep("10.244.0.13")]);
+        proxier.ports.insert(after.name.clone(), after.clone());
+        let change = proxier::PortChange {
+            name: after.name.clone(),
+            old: Some(before),
+            new: Some(after),
+        };
+        let mut tx = String::new();
+        let (st, n) = proxier.incremental_tx(&mut tx, Family::V4, st, &[change], vec![]);
+        assert_eq!(n, 1);
+        assert_eq!(
+            tx,
+            "delete element ip kube-proxy hairpin-endpoints { 10.244.0.12 . 10.244.0.12 }\n\
+             delete element ip kube-proxy nodeport-endpoints-tcp { 30080 . 1 }\n\
+             delete element ip kube-proxy service-endpoints-tcp { 10.0.0.10 . 80 . 1 }\n\
+             add element ip kube-proxy hairpin-endpoints { 10.244.0.13 . 10.244.0.13 }\n\
+             add element ip kube-proxy nodeport-endpoints-tcp { 30080 . 1 : 10.244.0.13 . 8080 }\n\
+             add element ip kube-proxy service-endpoints-tcp { 10.0.0.10 . 80 . 1 : 10.244.0.13 . 8080 }\n"
+        );
+        assert_eq!(st.pickers.len(), 3);
     }
 
     #[test]
@@ -828,6 +1154,31 @@ mod tests {
                 |(m, _, v)| (*m == NO_ENDPOINT_SERVICES || *m == NO_ENDPOINT_NODEPORTS)
                     && v == "goto reject-chain"
             ));
+    }
+
+    #[test]
+    fn source_ranges_guard_load_balancer_ips() {
+        let mut p = port(vec![ep("10.244.0.11")]);
+        p.load_balancer_ips = vec!["10.98.0.101".parse().unwrap()];
+        p.source_ranges = vec!["192.0.2.0/24".parse().unwrap()];
+        let frag = render(&p, Family::V4, &cfg());
+        let (chain, rules) = frag
+            .chains
+            .iter()
+            .find(|(n, _)| n.starts_with("firewall-"))
+            .unwrap();
+        assert_eq!(rules, &["ip saddr != { 192.0.2.0/24 } drop"]);
+        assert!(has(
+            &frag,
+            FIREWALL_IPS,
+            "10.98.0.101 . tcp . 80",
+            &format!("goto {chain}")
+        ));
+        p.source_ranges.clear();
+        assert!(render(&p, Family::V4, &cfg())
+            .elements
+            .iter()
+            .all(|(m, _, _)| *m != FIREWALL_IPS));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::{
     config::ProxyConfig,
     exec,
     model::{Endpoint, Protocol, ServicePortMap},
-    net,
+    net::{self, Cidr},
     proxier::{self, ProxyError, SyncReport},
     tracker::Changes,
 };
@@ -44,22 +44,39 @@ struct Pool {
     next: AtomicUsize,
     affinity: Option<Duration>,
     sticky: Mutex<HashMap<IpAddr, (SocketAddr, Instant)>>,
+    /// loadBalancerSourceRanges of a load-balancer IP listener (empty: every client).
+    allowed: RwLock<Vec<Cidr>>,
 }
 
 impl Pool {
-    fn new(endpoints: Vec<SocketAddr>, affinity: Option<Duration>) -> Arc<Pool> {
+    fn new(
+        endpoints: Vec<SocketAddr>,
+        affinity: Option<Duration>,
+        allowed: Vec<Cidr>,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             endpoints: RwLock::new(endpoints),
             next: AtomicUsize::new(0),
             affinity,
             sticky: Mutex::new(HashMap::new()),
+            allowed: RwLock::new(allowed),
         })
     }
 
-    fn set(&self, endpoints: Vec<SocketAddr>) {
+    fn set(&self, endpoints: Vec<SocketAddr>, allowed: Vec<Cidr>) {
         if let Ok(mut g) = self.endpoints.write() {
             *g = endpoints;
         }
+        if let Ok(mut g) = self.allowed.write() {
+            *g = allowed;
+        }
+    }
+
+    /// Whether `client` may use this listener.
+    fn admits(&self, client: IpAddr) -> bool {
+        self.allowed
+            .read()
+            .is_ok_and(|a| a.is_empty() || a.iter().any(|c| c.contains(&client)))
     }
 
     /// Endpoints to try, in order: the client's pinned one first, then round-robin.
@@ -108,6 +125,9 @@ struct ListenKey {
     addr: SocketAddr,
     protocol: Protocol,
 }
+
+/// What one listener should forward: endpoints, affinity, allowed sources, service name.
+type Wanted = (Vec<SocketAddr>, Option<Duration>, Vec<Cidr>, String);
 
 struct Listener {
     pool: Arc<Pool>,
@@ -223,8 +243,7 @@ impl UserspaceProxier {
             net::node_addresses(&self.cfg.node_port_cidrs).await?
         };
         let mut service_ips = BTreeSet::new();
-        let mut wanted: BTreeMap<ListenKey, (Vec<SocketAddr>, Option<Duration>, String)> =
-            BTreeMap::new();
+        let mut wanted: BTreeMap<ListenKey, Wanted> = BTreeMap::new();
         let addrs = |eps: &[Endpoint], v4: bool| -> Vec<SocketAddr> {
             eps.iter()
                 .filter(|e| e.ip.is_ipv4() == v4)
@@ -235,7 +254,7 @@ impl UserspaceProxier {
             let affinity = sp
                 .affinity_timeout
                 .map(|t| Duration::from_secs(u64::from(t)));
-            let mut add = |ip: IpAddr, port: u16, eps: &[Endpoint]| {
+            let mut add = |ip: IpAddr, port: u16, eps: &[Endpoint], allowed: &[Cidr]| {
                 let list = addrs(eps, ip.is_ipv4());
                 if !list.is_empty() {
                     wanted.insert(
@@ -243,21 +262,25 @@ impl UserspaceProxier {
                             addr: SocketAddr::new(ip, port),
                             protocol: sp.name.protocol,
                         },
-                        (list, affinity, sp.name.to_string()),
+                        (list, affinity, allowed.to_vec(), sp.name.to_string()),
                     );
                 }
             };
             for ip in &sp.cluster_ips {
                 service_ips.insert(*ip);
-                add(*ip, sp.port, &sp.cluster_endpoints);
+                add(*ip, sp.port, &sp.cluster_endpoints, &[]);
             }
-            for ip in sp.external_ips.iter().chain(&sp.load_balancer_ips) {
+            for ip in &sp.external_ips {
                 service_ips.insert(*ip);
-                add(*ip, sp.port, &sp.external_endpoints);
+                add(*ip, sp.port, &sp.external_endpoints, &[]);
+            }
+            for ip in &sp.load_balancer_ips {
+                service_ips.insert(*ip);
+                add(*ip, sp.port, &sp.external_endpoints, &sp.source_ranges);
             }
             if let Some(np) = sp.node_port {
                 for ip in &node_ips {
-                    add(*ip, np, &sp.external_endpoints);
+                    add(*ip, np, &sp.external_endpoints, &[]);
                 }
             }
         }
@@ -269,12 +292,12 @@ impl UserspaceProxier {
             }
             keep
         });
-        for (key, (eps, affinity, name)) in wanted {
+        for (key, (eps, affinity, allowed, name)) in wanted {
             if let Some(l) = self.listeners.get(&key) {
-                l.pool.set(eps);
+                l.pool.set(eps, allowed);
                 continue;
             }
-            let pool = Pool::new(eps, affinity);
+            let pool = Pool::new(eps, affinity, allowed);
             let task = match key.protocol {
                 Protocol::Tcp => match TcpListener::bind(key.addr).await {
                     Ok(listener) => tokio::spawn(serve_tcp(listener, pool.clone(), name)),
@@ -324,6 +347,10 @@ async fn serve_tcp(listener: TcpListener, pool: Arc<Pool>, service: String) {
                 continue;
             }
         };
+        if !pool.admits(peer.ip()) {
+            tracing::debug!(%service, client = %peer, "client outside loadBalancerSourceRanges");
+            continue;
+        }
         let pool = pool.clone();
         let service = service.clone();
         tokio::spawn(async move {
@@ -379,6 +406,9 @@ async fn serve_udp(socket: Arc<UdpSocket>, pool: Arc<Pool>, service: String) {
                 continue;
             }
         };
+        if !pool.admits(client.ip()) {
+            continue;
+        }
         // A flow keeps its endpoint only while that endpoint is still in the pool.
         let existing = sessions.lock().ok().and_then(|s| {
             s.get(&client)
@@ -482,15 +512,19 @@ mod tests {
         let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
         let client: IpAddr = "10.99.0.2".parse().unwrap();
-        let pool = Pool::new(vec![a, b], None);
+        let pool = Pool::new(vec![a, b], None, vec![]);
         let first = pool.candidates(client)[0];
         let second = pool.candidates(client)[0];
         assert_ne!(first, second);
-        let sticky = Pool::new(vec![a, b], Some(Duration::from_secs(60)));
+        let sticky = Pool::new(vec![a, b], Some(Duration::from_secs(60)), vec![]);
         let pinned = sticky.candidates(client)[0];
         sticky.used(client, pinned);
         for _ in 0..5 {
             assert_eq!(sticky.candidates(client)[0], pinned);
         }
+        assert!(pool.admits(client));
+        pool.set(vec![a, b], vec!["192.0.2.0/24".parse().unwrap()]);
+        assert!(!pool.admits(client));
+        assert!(pool.admits("192.0.2.7".parse().unwrap()));
     }
 }

@@ -1,5 +1,6 @@
-//! CrashLoopBackOff: the delay before restarting a container that exited starts at 10 s,
-//! doubles per restart up to 5 minutes, and resets once the container ran for 10 minutes.
+//! CrashLoopBackOff (and ImagePullBackOff): the delay before restarting a container that exited
+//! (or retrying a failed pull) starts at 10 s, doubles per attempt up to 5 minutes, and resets
+//! once the container ran for 10 minutes (or the pull succeeded).
 
 use std::{
     collections::HashMap,
@@ -46,6 +47,11 @@ impl Backoff {
             .unwrap_or(INITIAL)
     }
 
+    /// Forgets `container`'s back-off (it succeeded).
+    pub fn reset(&mut self, container: &str) {
+        self.entries.remove(container);
+    }
+
     /// Records a restart: the next one waits longer.
     pub fn restarted(&mut self, container: &str, now: Instant) {
         let delay = match self.entries.get(container) {
@@ -80,5 +86,8 @@ mod tests {
         assert_eq!(b.delay("c"), MAX);
         assert_eq!(b.remaining("c", RESET_AFTER, t0), None);
         assert_eq!(b.delay("c"), INITIAL);
+        b.restarted("c", t0);
+        b.reset("c");
+        assert_eq!(b.remaining("c", Duration::ZERO, t0), None);
     }
 }

@@ -47,8 +47,19 @@ pub struct Runtime {
     images: ImageServiceClient<Channel>,
 }
 
-fn call(op: &'static str) -> impl FnOnce(tonic::Status) -> CriError {
-    move |status| CriError::Call { op, status }
+/// Awaits one CRI call, logging how long the runtime took (the phases of pod start-up).
+async fn timed<T>(
+    op: &'static str,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<tonic::Response<T>, CriError> {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    tracing::debug!(
+        op,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "CRI call"
+    );
+    result.map_err(|status| CriError::Call { op, status })
 }
 
 fn request<T>(msg: T) -> tonic::Request<T> {
@@ -85,23 +96,15 @@ impl Runtime {
         let req = request(VersionRequest {
             version: "v1".into(),
         });
-        Ok(self
-            .runtime
-            .clone()
-            .version(req)
-            .await
-            .map_err(call("Version"))?
+        Ok(timed("Version", self.runtime.clone().version(req))
+            .await?
             .into_inner())
     }
 
     pub async fn status(&self) -> Result<StatusResponse, CriError> {
         let req = request(StatusRequest { verbose: false });
-        Ok(self
-            .runtime
-            .clone()
-            .status(req)
-            .await
-            .map_err(call("Status"))?
+        Ok(timed("Status", self.runtime.clone().status(req))
+            .await?
             .into_inner())
     }
 
@@ -110,12 +113,7 @@ impl Runtime {
             config: Some(config),
             runtime_handler: String::new(),
         });
-        let resp = self
-            .runtime
-            .clone()
-            .run_pod_sandbox(req)
-            .await
-            .map_err(call("RunPodSandbox"))?;
+        let resp = timed("RunPodSandbox", self.runtime.clone().run_pod_sandbox(req)).await?;
         Ok(resp.into_inner().pod_sandbox_id)
     }
 
@@ -123,11 +121,7 @@ impl Runtime {
         let req = request(StopPodSandboxRequest {
             pod_sandbox_id: id.into(),
         });
-        self.runtime
-            .clone()
-            .stop_pod_sandbox(req)
-            .await
-            .map_err(call("StopPodSandbox"))?;
+        timed("StopPodSandbox", self.runtime.clone().stop_pod_sandbox(req)).await?;
         Ok(())
     }
 
@@ -135,11 +129,11 @@ impl Runtime {
         let req = request(RemovePodSandboxRequest {
             pod_sandbox_id: id.into(),
         });
-        self.runtime
-            .clone()
-            .remove_pod_sandbox(req)
-            .await
-            .map_err(call("RemovePodSandbox"))?;
+        timed(
+            "RemovePodSandbox",
+            self.runtime.clone().remove_pod_sandbox(req),
+        )
+        .await?;
         Ok(())
     }
 
@@ -148,12 +142,11 @@ impl Runtime {
             pod_sandbox_id: id.into(),
             verbose: false,
         });
-        let resp = self
-            .runtime
-            .clone()
-            .pod_sandbox_status(req)
-            .await
-            .map_err(call("PodSandboxStatus"))?;
+        let resp = timed(
+            "PodSandboxStatus",
+            self.runtime.clone().pod_sandbox_status(req),
+        )
+        .await?;
         resp.into_inner().status.ok_or_else(|| CriError::Call {
             op: "PodSandboxStatus",
             status: tonic::Status::not_found(format!("sandbox {id} has no status")),
@@ -172,12 +165,7 @@ impl Runtime {
         let req = request(ListPodSandboxRequest {
             filter: Some(filter),
         });
-        let resp = self
-            .runtime
-            .clone()
-            .list_pod_sandbox(req)
-            .await
-            .map_err(call("ListPodSandbox"))?;
+        let resp = timed("ListPodSandbox", self.runtime.clone().list_pod_sandbox(req)).await?;
         Ok(resp.into_inner().items)
     }
 
@@ -192,12 +180,11 @@ impl Runtime {
             config: Some(config),
             sandbox_config: Some(sandbox_config),
         });
-        let resp = self
-            .runtime
-            .clone()
-            .create_container(req)
-            .await
-            .map_err(call("CreateContainer"))?;
+        let resp = timed(
+            "CreateContainer",
+            self.runtime.clone().create_container(req),
+        )
+        .await?;
         Ok(resp.into_inner().container_id)
     }
 
@@ -205,11 +192,7 @@ impl Runtime {
         let req = request(StartContainerRequest {
             container_id: id.into(),
         });
-        self.runtime
-            .clone()
-            .start_container(req)
-            .await
-            .map_err(call("StartContainer"))?;
+        timed("StartContainer", self.runtime.clone().start_container(req)).await?;
         Ok(())
     }
 
@@ -220,11 +203,7 @@ impl Runtime {
             timeout: timeout_secs,
         });
         req.set_timeout(REQUEST_TIMEOUT + Duration::from_secs(timeout_secs.max(0) as u64));
-        self.runtime
-            .clone()
-            .stop_container(req)
-            .await
-            .map_err(call("StopContainer"))?;
+        timed("StopContainer", self.runtime.clone().stop_container(req)).await?;
         Ok(())
     }
 
@@ -232,11 +211,11 @@ impl Runtime {
         let req = request(RemoveContainerRequest {
             container_id: id.into(),
         });
-        self.runtime
-            .clone()
-            .remove_container(req)
-            .await
-            .map_err(call("RemoveContainer"))?;
+        timed(
+            "RemoveContainer",
+            self.runtime.clone().remove_container(req),
+        )
+        .await?;
         Ok(())
     }
 
@@ -252,12 +231,7 @@ impl Runtime {
         let req = request(ListContainersRequest {
             filter: Some(filter),
         });
-        let resp = self
-            .runtime
-            .clone()
-            .list_containers(req)
-            .await
-            .map_err(call("ListContainers"))?;
+        let resp = timed("ListContainers", self.runtime.clone().list_containers(req)).await?;
         Ok(resp.into_inner().containers)
     }
 
@@ -266,12 +240,11 @@ impl Runtime {
             container_id: id.into(),
             verbose: false,
         });
-        let resp = self
-            .runtime
-            .clone()
-            .container_status(req)
-            .await
-            .map_err(call("ContainerStatus"))?;
+        let resp = timed(
+            "ContainerStatus",
+            self.runtime.clone().container_status(req),
+        )
+        .await?;
         resp.into_inner().status.ok_or_else(|| CriError::Call {
             op: "ContainerStatus",
             status: tonic::Status::not_found(format!("container {id} has no status")),
@@ -293,47 +266,34 @@ impl Runtime {
         if timeout_secs > 0 {
             req.set_timeout(Duration::from_secs(timeout_secs as u64 + 5));
         }
-        Ok(self
-            .runtime
-            .clone()
-            .exec_sync(req)
-            .await
-            .map_err(call("ExecSync"))?
+        Ok(timed("ExecSync", self.runtime.clone().exec_sync(req))
+            .await?
             .into_inner())
     }
 
     /// The URL of the runtime's streaming server for an exec session.
     pub async fn exec(&self, req: ExecRequest) -> Result<String, CriError> {
-        Ok(self
-            .runtime
-            .clone()
-            .exec(request(req))
-            .await
-            .map_err(call("Exec"))?
+        Ok(timed("Exec", self.runtime.clone().exec(request(req)))
+            .await?
             .into_inner()
             .url)
     }
 
     /// The URL of the runtime's streaming server for an attach session.
     pub async fn attach(&self, req: AttachRequest) -> Result<String, CriError> {
-        Ok(self
-            .runtime
-            .clone()
-            .attach(request(req))
-            .await
-            .map_err(call("Attach"))?
+        Ok(timed("Attach", self.runtime.clone().attach(request(req)))
+            .await?
             .into_inner()
             .url)
     }
 
     /// The URL of the runtime's streaming server for a port-forward session.
     pub async fn port_forward(&self, req: PortForwardRequest) -> Result<String, CriError> {
-        let resp = self
-            .runtime
-            .clone()
-            .port_forward(request(req))
-            .await
-            .map_err(call("PortForward"))?;
+        let resp = timed(
+            "PortForward",
+            self.runtime.clone().port_forward(request(req)),
+        )
+        .await?;
         Ok(resp.into_inner().url)
     }
 
@@ -342,11 +302,11 @@ impl Runtime {
         let req = request(ReopenContainerLogRequest {
             container_id: id.into(),
         });
-        self.runtime
-            .clone()
-            .reopen_container_log(req)
-            .await
-            .map_err(call("ReopenContainerLog"))?;
+        timed(
+            "ReopenContainerLog",
+            self.runtime.clone().reopen_container_log(req),
+        )
+        .await?;
         Ok(())
     }
 
@@ -354,12 +314,11 @@ impl Runtime {
         let req = request(ListContainerStatsRequest {
             filter: Some(ContainerStatsFilter::default()),
         });
-        let resp = self
-            .runtime
-            .clone()
-            .list_container_stats(req)
-            .await
-            .map_err(call("ListContainerStats"))?;
+        let resp = timed(
+            "ListContainerStats",
+            self.runtime.clone().list_container_stats(req),
+        )
+        .await?;
         Ok(resp.into_inner().stats)
     }
 
@@ -373,12 +332,7 @@ impl Runtime {
             image: Some(spec),
             verbose: false,
         });
-        let resp = self
-            .images
-            .clone()
-            .image_status(req)
-            .await
-            .map_err(call("ImageStatus"))?;
+        let resp = timed("ImageStatus", self.images.clone().image_status(req)).await?;
         Ok(resp.into_inner().image)
     }
 
@@ -392,23 +346,14 @@ impl Runtime {
             image: Some(spec),
             ..Default::default()
         });
-        let resp = self
-            .images
-            .clone()
-            .pull_image(req)
-            .await
-            .map_err(call("PullImage"))?;
+        let resp = timed("PullImage", self.images.clone().pull_image(req)).await?;
         Ok(resp.into_inner().image_ref)
     }
 
     pub async fn list_images(&self) -> Result<Vec<Image>, CriError> {
         let req = request(ListImagesRequest { filter: None });
-        Ok(self
-            .images
-            .clone()
-            .list_images(req)
-            .await
-            .map_err(call("ListImages"))?
+        Ok(timed("ListImages", self.images.clone().list_images(req))
+            .await?
             .into_inner()
             .images)
     }

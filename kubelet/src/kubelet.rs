@@ -55,6 +55,8 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("serving certificate: {0}")]
     Tls(#[from] component_base::tls::TlsError),
+    #[error("node API authentication: {0}")]
+    Auth(#[from] crate::auth::AuthConfigError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -136,8 +138,17 @@ pub async fn run(deps: KubeletDeps, mut shutdown: watch::Receiver<bool>) -> Resu
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
+    let auth = Arc::new(crate::auth::NodeAuth::new(
+        &deps.node_name,
+        deps.client.as_ref(),
+        &config.authentication,
+        &config.authorization,
+    )?);
+    let client_ca = config.authentication.x509.client_ca_file.as_deref();
     let tls = match (&config.tls_cert_file, &config.tls_private_key_file) {
-        (Some(cert), Some(key)) => component_base::tls::server_config(cert, key)?,
+        (Some(cert), Some(key)) => {
+            component_base::tls::server_config_with_client_ca(cert, key, client_ca)?
+        }
         _ => {
             let hosts = vec![
                 deps.node_name.clone(),
@@ -147,7 +158,7 @@ pub async fn run(deps: KubeletDeps, mut shutdown: watch::Receiver<bool>) -> Resu
             ];
             let (cert, key) =
                 component_base::tls::ensure_self_signed(&deps.cert_dir, "kubelet", &hosts)?;
-            component_base::tls::server_config(&cert, &key)?
+            component_base::tls::server_config_with_client_ca(&cert, &key, client_ca)?
         }
     };
     let state = server::ServerState {
@@ -169,7 +180,7 @@ pub async fn run(deps: KubeletDeps, mut shutdown: watch::Receiver<bool>) -> Resu
     tasks.spawn(component_base::serve::serve(
         listener,
         Some(tls),
-        server::router(state),
+        server::router(state, auth),
         serve_shutdown,
         Duration::from_secs(2),
     ));

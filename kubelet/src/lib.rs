@@ -3,6 +3,7 @@
 //! manifest files, and serves the node API on port 10250.
 
 pub mod admission;
+pub mod auth;
 pub mod backoff;
 pub mod container;
 pub mod cri;
@@ -30,3 +31,4 @@ pub mod streaming;
 pub mod sync;
 pub mod token;
 pub mod volumes;
+pub mod websocket;

@@ -1,6 +1,7 @@
 //! Container log rotation, as upstream's container log manager: every 10 s, a running
 //! container's log file larger than `containerLogMaxSize` is renamed to
-//! `<n>.log.<timestamp>` and the runtime reopens a fresh file (CRI ReopenContainerLog); at most
+//! `<n>.log.<timestamp>` and the runtime reopens a fresh file (CRI ReopenContainerLog); the
+//! rotated files before the newest are gzip-compressed to `<n>.log.<timestamp>.gz`; at most
 //! `containerLogMaxFiles` files per container are kept.
 
 use std::{
@@ -54,6 +55,42 @@ fn prune(log: &Path, max_files: usize) {
     }
 }
 
+/// Compresses a rotated log to `<path>.gz` (through `<path>.tmp`, so a crash never leaves a
+/// truncated `.gz`) and removes the original.
+fn compress(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let tmp = path.with_file_name(format!("{name}.tmp"));
+    let mut input = std::fs::File::open(path)?;
+    let output = std::fs::File::create(&tmp)?;
+    let mut encoder = flate2::write::GzEncoder::new(output, flate2::Compression::default());
+    std::io::copy(&mut input, &mut encoder)?;
+    encoder.finish()?.flush()?;
+    std::fs::rename(&tmp, path.with_file_name(format!("{name}.gz")))?;
+    std::fs::remove_file(path)
+}
+
+/// Compresses every rotated file of `log` that is not yet compressed.
+async fn compress_rotated(log: &Path) {
+    for path in rotated(log)
+        .into_iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "gz"))
+    {
+        let target = path.clone();
+        match tokio::task::spawn_blocking(move || compress(&target)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(path = %path.display(), %err, "compressing rotated log")
+            }
+            Err(err) => tracing::warn!(path = %path.display(), %err, "compressing rotated log"),
+        }
+    }
+}
+
 /// One rotation pass over the runtime's containers.
 pub async fn rotate_once(runtime: &Runtime, max_size: u64, max_files: usize) {
     let containers = match runtime.list_containers(HashMap::new()).await {
@@ -79,6 +116,7 @@ pub async fn rotate_once(runtime: &Runtime, max_size: u64, max_files: usize) {
         if size <= max_size {
             continue;
         }
+        compress_rotated(&log).await;
         let stamp = jiff::Timestamp::now()
             .strftime("%Y%m%d-%H%M%S%.f")
             .to_string();
@@ -139,5 +177,25 @@ mod tests {
             .collect();
         assert_eq!(left, vec!["0.log.20260101-000002", "0.log.20260101-000003"]);
         assert!(log.exists());
+    }
+
+    #[tokio::test]
+    async fn compresses_rotated_logs() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        std::fs::write(&log, "live").unwrap();
+        let old = dir.path().join("0.log.20260101-000001");
+        std::fs::write(&old, "2026-01-01T00:00:00Z stdout F old line\n").unwrap();
+        compress_rotated(&log).await;
+        assert!(!old.exists());
+        let gz = dir.path().join("0.log.20260101-000001.gz");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "2026-01-01T00:00:00Z stdout F old line\n");
+        assert_eq!(rotated(&log), vec![gz]);
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "live");
     }
 }

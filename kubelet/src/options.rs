@@ -93,6 +93,84 @@ pub struct KubeletConfiguration {
     pub eviction_hard: BTreeMap<String, String>,
     pub container_log_max_size: String,
     pub container_log_max_files: u32,
+    pub authentication: KubeletAuthentication,
+    pub authorization: KubeletAuthorization,
+}
+
+/// Who may call the node API (`authentication`), with upstream's v1beta1 defaults: client
+/// certificates when a CA is given, bearer tokens through TokenReview, no anonymous access.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubeletAuthentication {
+    pub x509: KubeletX509Authentication,
+    pub webhook: KubeletWebhookAuthentication,
+    pub anonymous: KubeletAnonymousAuthentication,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubeletX509Authentication {
+    /// CA bundle that client certificates must chain to.
+    #[serde(rename = "clientCAFile")]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubeletWebhookAuthentication {
+    pub enabled: bool,
+    #[serde(with = "go_duration", rename = "cacheTTL")]
+    pub cache_ttl: Duration,
+}
+
+impl Default for KubeletWebhookAuthentication {
+    fn default() -> Self {
+        KubeletWebhookAuthentication {
+            enabled: true,
+            cache_ttl: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubeletAnonymousAuthentication {
+    pub enabled: bool,
+}
+
+/// How node API requests are authorized: `AlwaysAllow`, or `Webhook` (SubjectAccessReview).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubeletAuthorization {
+    pub mode: String,
+    pub webhook: KubeletWebhookAuthorization,
+}
+
+impl Default for KubeletAuthorization {
+    fn default() -> Self {
+        KubeletAuthorization {
+            mode: "Webhook".into(),
+            webhook: KubeletWebhookAuthorization::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubeletWebhookAuthorization {
+    #[serde(with = "go_duration", rename = "cacheAuthorizedTTL")]
+    pub cache_authorized_ttl: Duration,
+    #[serde(with = "go_duration", rename = "cacheUnauthorizedTTL")]
+    pub cache_unauthorized_ttl: Duration,
+}
+
+impl Default for KubeletWebhookAuthorization {
+    fn default() -> Self {
+        KubeletWebhookAuthorization {
+            cache_authorized_ttl: Duration::from_secs(300),
+            cache_unauthorized_ttl: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for KubeletConfiguration {
@@ -122,6 +200,8 @@ impl Default for KubeletConfiguration {
             ]),
             container_log_max_size: "10Mi".into(),
             container_log_max_files: 5,
+            authentication: KubeletAuthentication::default(),
+            authorization: KubeletAuthorization::default(),
         }
     }
 }
@@ -233,5 +313,34 @@ mod tests {
         assert_eq!(config.node_status_update_frequency, Duration::from_secs(4));
         assert_eq!(config.register_with_taints.len(), 1);
         assert_eq!(config.port, 10250);
+        assert!(config.authentication.webhook.enabled);
+        assert!(!config.authentication.anonymous.enabled);
+        assert_eq!(config.authorization.mode, "Webhook");
+    }
+
+    #[test]
+    fn node_api_auth_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubelet.yaml");
+        std::fs::write(
+            &path,
+            "authentication:\n  x509:\n    clientCAFile: /pki/ca.crt\n  webhook:\n    enabled: false\n    cacheTTL: 10s\n  anonymous:\n    enabled: true\nauthorization:\n  mode: AlwaysAllow\n",
+        )
+        .unwrap();
+        let opts = Options::parse_from(["kubelet", "--config", path.to_str().unwrap()]);
+        let config = opts.configuration().unwrap();
+        let authn = &config.authentication;
+        assert_eq!(
+            authn.x509.client_ca_file,
+            Some(PathBuf::from("/pki/ca.crt"))
+        );
+        assert!(!authn.webhook.enabled);
+        assert_eq!(authn.webhook.cache_ttl, Duration::from_secs(10));
+        assert!(authn.anonymous.enabled);
+        assert_eq!(config.authorization.mode, "AlwaysAllow");
+        assert_eq!(
+            config.authorization.webhook.cache_authorized_ttl,
+            Duration::from_secs(300)
+        );
     }
 }

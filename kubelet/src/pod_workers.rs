@@ -80,6 +80,19 @@ pub struct PodWorkers {
     pressure: Arc<Pressure>,
 }
 
+/// Whether a newer version of a pod asks for something different. Like upstream's pod config,
+/// changes of status alone (most of them the kubelet's own reports coming back through the
+/// watch) do not wake the worker; the phase does, since a finished pod gives back its sandbox.
+fn differs_semantically(old: &Pod, new: &Pod) -> bool {
+    let phase = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.clone());
+    old.spec != new.spec
+        || old.metadata.labels != new.metadata.labels
+        || old.metadata.annotations != new.metadata.annotations
+        || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
+        || old.metadata.deletion_grace_period_seconds != new.metadata.deletion_grace_period_seconds
+        || phase(old) != phase(new)
+}
+
 fn is_terminal(pod: &Pod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
@@ -116,7 +129,14 @@ impl PodWorkers {
         };
         let mut workers = self.workers();
         if let Some(handle) = workers.get(&uid) {
-            handle.tx.send_modify(|w| w.pod = Some(pod));
+            handle.tx.send_if_modified(|w| {
+                let wake = w
+                    .pod
+                    .as_ref()
+                    .is_none_or(|old| differs_semantically(old, &pod));
+                w.pod = Some(pod);
+                wake
+            });
             return;
         }
         if self
@@ -298,5 +318,30 @@ impl PodWorkers {
             }
         }
         self.finished(&uid, id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reports_do_not_wake_workers() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        let mut reported = pod.clone();
+        reported.metadata.resource_version = Some("7".into());
+        reported.status.as_mut().unwrap().pod_ip = Some("10.0.0.1".into());
+        assert!(!differs_semantically(&pod, &reported));
+        let mut finished = pod.clone();
+        finished.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert!(differs_semantically(&pod, &finished));
+        let mut relabelled = pod.clone();
+        relabelled.metadata.labels = None;
+        assert!(differs_semantically(&pod, &relabelled));
     }
 }

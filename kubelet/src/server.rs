@@ -32,7 +32,8 @@ pub struct ServerState {
     pub stats: Arc<StatsProvider>,
 }
 
-pub fn router(state: ServerState) -> Router {
+/// The node API's routes, every one behind authentication and authorization.
+pub fn router(state: ServerState, auth: Arc<crate::auth::NodeAuth>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/pods", get(pods))
@@ -46,6 +47,10 @@ pub fn router(state: ServerState) -> Router {
         .route("/exec/{*path}", any(streaming::handle))
         .route("/attach/{*path}", any(streaming::handle))
         .route("/portforward/{*path}", any(streaming::handle))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::filter,
+        ))
         .with_state(state)
 }
 

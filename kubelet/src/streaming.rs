@@ -1,6 +1,7 @@
 //! `/exec`, `/attach` and `/portforward` on the node API: the kubelet asks the runtime for a
 //! streaming URL (CRI Exec, Attach, PortForward) and proxies the client's upgraded connection
-//! (WebSocket `channel.k8s.io` protocols or SPDY) to the runtime's streaming server, byte for byte.
+//! (WebSocket `channel.k8s.io` protocols or SPDY) to the runtime's streaming server, byte for byte,
+//! or through [`crate::websocket`] for the WebSocket protocols the runtime does not speak.
 
 use axum::{
     body::Body,
@@ -9,13 +10,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use cri_proto::v1::{AttachRequest, ExecRequest, PortForwardRequest};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::{runtime_pod::RuntimePod, server::ServerState};
 
 /// Why a streaming request could not be proxied.
 #[derive(Debug, thiserror::Error)]
-enum StreamError {
+pub enum StreamError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -179,12 +181,16 @@ async fn stream(state: ServerState, req: Request) -> Result<Response, StreamErro
             state.runtime.attach(request).await?
         }
     };
-    proxy(req, &url).await
+    let piped_stdin = opts.stdin && !opts.tty && verb != "portforward";
+    match crate::websocket::translated_protocol(&req, piped_stdin)? {
+        Some(crate::websocket::V5) => crate::websocket::channel_v5(req, &url).await,
+        Some(_) => crate::websocket::port_forward_tunnel(req, &url).await,
+        None => proxy(req, &url).await,
+    }
 }
 
-/// Sends the client's request to `url` and, on 101 Switching Protocols, splices the two
-/// upgraded connections together.
-async fn proxy(mut req: Request, url: &str) -> Result<Response, StreamError> {
+/// A runtime streaming URL and its `host:port`.
+pub(crate) fn runtime_target(url: &str) -> Result<(Uri, String), StreamError> {
     let target: Uri = url
         .parse()
         .map_err(|e| StreamError::Upstream(format!("bad URL {url:?}: {e}")))?;
@@ -192,17 +198,34 @@ async fn proxy(mut req: Request, url: &str) -> Result<Response, StreamError> {
         .authority()
         .map(|a| a.to_string())
         .ok_or_else(|| StreamError::Upstream(format!("URL without host: {url}")))?;
-    let stream = tokio::net::TcpStream::connect(&authority)
+    Ok((target, authority))
+}
+
+pub(crate) fn upstream_error(e: impl std::fmt::Display) -> StreamError {
+    StreamError::Upstream(e.to_string())
+}
+
+/// An HTTP/1 connection to the runtime's streaming server whose requests may be upgraded.
+pub(crate) async fn connect_runtime(authority: &str) -> Result<SendRequest<Body>, StreamError> {
+    let stream = tokio::net::TcpStream::connect(authority)
         .await
-        .map_err(|e| StreamError::Upstream(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .map_err(upstream_error)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| StreamError::Upstream(e.to_string()))?;
+        .map_err(upstream_error)?;
     tokio::spawn(async move {
         if let Err(err) = conn.with_upgrades().await {
             tracing::debug!(%err, "streaming connection ended");
         }
     });
+    Ok(sender)
+}
+
+/// Sends the client's request to `url` and, on 101 Switching Protocols, splices the two
+/// upgraded connections together.
+async fn proxy(mut req: Request, url: &str) -> Result<Response, StreamError> {
+    let (target, authority) = runtime_target(url)?;
+    let mut sender = connect_runtime(&authority).await?;
     // The runtime's URL carries its own token; the client's query (e.g. port-forward's `port`
     // list for WebSocket clients) rides along when the URL has none.
     let path = match (target.query(), req.uri().query()) {
@@ -223,12 +246,12 @@ async fn proxy(mut req: Request, url: &str) -> Result<Response, StreamError> {
     let upstream = upstream
         .header(header::HOST, authority)
         .body(Body::empty())
-        .map_err(|e| StreamError::Upstream(e.to_string()))?;
+        .map_err(upstream_error)?;
     let client_upgrade = hyper::upgrade::on(&mut req);
     let mut response = sender
         .send_request(upstream)
         .await
-        .map_err(|e| StreamError::Upstream(e.to_string()))?;
+        .map_err(upstream_error)?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (parts, body) = response.into_parts();
         return Ok(Response::from_parts(parts, Body::new(body)));

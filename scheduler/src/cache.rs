@@ -4,12 +4,15 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::framework::{ClusterEvent, NodeInfo, PodInfo, Snapshot};
+use crate::framework::{
+    types::{CountedSelectors, PodSelector, MAX_COUNTED_SELECTORS},
+    ClusterEvent, NodeInfo, PodInfo, Snapshot,
+};
 
 struct PodState {
     node: Arc<str>,
@@ -39,15 +42,41 @@ pub struct Cache {
     pods: HashMap<String, PodState>,
     image_nodes: Arc<HashMap<String, usize>>,
     images_dirty: bool,
+    /// The selectors every node counts, and those plugins asked for since the last snapshot.
+    counted: CountedSelectors,
+    wanted: Arc<Mutex<Vec<PodSelector>>>,
 }
 
 impl Cache {
     fn node_mut(&mut self, name: &Arc<str>) -> &mut NodeInfo {
-        let entry = self
-            .nodes
-            .entry(name.clone())
-            .or_insert_with(|| Arc::new(NodeInfo::new(name)));
+        let counted = &self.counted;
+        let entry = self.nodes.entry(name.clone()).or_insert_with(|| {
+            let mut node = NodeInfo::new(name);
+            node.set_counted(counted.clone());
+            Arc::new(node)
+        });
         Arc::make_mut(entry)
+    }
+
+    /// Starts counting the selectors plugins asked for.
+    fn add_wanted_selectors(&mut self) {
+        let wanted = match self.wanted.lock() {
+            Ok(mut w) if !w.is_empty() => std::mem::take(&mut *w),
+            _ => return,
+        };
+        let mut list = (*self.counted).clone();
+        for s in wanted {
+            if list.len() < MAX_COUNTED_SELECTORS && !list.contains(&s) {
+                list.push(s);
+            }
+        }
+        if list.len() == self.counted.len() {
+            return;
+        }
+        self.counted = Arc::new(list);
+        for node in self.nodes.values_mut() {
+            Arc::make_mut(node).set_counted(self.counted.clone());
+        }
     }
 
     /// Adds or updates a node; the event, unless nothing the scheduler looks at changed
@@ -149,6 +178,7 @@ impl Cache {
 
     /// The nodes as this cycle sees them.
     pub fn snapshot(&mut self) -> Snapshot {
+        self.add_wanted_selectors();
         if self.images_dirty {
             let mut counts: HashMap<String, usize> = HashMap::new();
             for n in self.nodes.values().filter(|n| n.node.is_some()) {
@@ -175,6 +205,8 @@ impl Cache {
             nodes,
             image_nodes: self.image_nodes.clone(),
             nodes_with_affinity_pods: Arc::new(with_affinity),
+            counted: self.counted.clone(),
+            wanted: self.wanted.clone(),
         }
     }
 }
@@ -192,6 +224,77 @@ mod tests {
         }))
         .unwrap();
         Arc::new(PodInfo::new(Arc::new(p)))
+    }
+
+    #[test]
+    fn nodes_count_wanted_selectors_as_pods_come_and_go() {
+        let mut c = Cache::default();
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+        c.upsert_node(Arc::new(node));
+        let n1: Arc<str> = Arc::from("n1");
+        let labelled = |name: &str, app: &str| {
+            let p: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "d", "labels": {"app": app}},
+                "spec": {"containers": [{"name": "c"}]}
+            }))
+            .unwrap();
+            Arc::new(PodInfo::new(Arc::new(p)))
+        };
+        c.assume(labelled("a", "web"), &n1);
+        let web = PodSelector {
+            namespaces: ["d".to_string()].into(),
+            all_namespaces: false,
+            selector: serde_json::from_value(json!({"matchLabels": {"app": "web"}})).unwrap(),
+            skip_terminating: true,
+        };
+        // Not counted yet: matched pod by pod, and asked for.
+        let snap = c.snapshot();
+        assert_eq!(snap.counted_id(&web), None);
+        assert_eq!(snap.count(&snap.nodes[0], &web, None), 1);
+        drop(snap);
+        let snap = c.snapshot();
+        let id = snap.counted_id(&web);
+        assert_eq!(id, Some(0));
+        assert_eq!(snap.count(&snap.nodes[0], &web, id), 1);
+        c.assume(labelled("b", "web"), &n1);
+        c.assume(labelled("x", "db"), &n1);
+        let snap = c.snapshot();
+        assert_eq!(snap.count(&snap.nodes[0], &web, id), 2);
+        // A copy with a pod removed (as preemption simulates) counts without it.
+        let mut without = (*snap.nodes[0]).clone();
+        without.remove_pod("d/a");
+        assert_eq!(snap.count(&without, &web, id), 1);
+        c.forget("d/b");
+        let snap = c.snapshot();
+        assert_eq!(snap.count(&snap.nodes[0], &web, id), 1);
+    }
+
+    #[test]
+    fn nodes_keep_distinct_anti_affinity_terms_with_pod_counts() {
+        let anti = |name: &str, group: &str| {
+            let p: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "d"},
+                "spec": {"containers": [{"name": "c"}], "affinity": {"podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [{
+                        "labelSelector": {"matchLabels": {"group": group}},
+                        "topologyKey": "kubernetes.io/hostname"}]}}}
+            }))
+            .unwrap();
+            Arc::new(PodInfo::new(Arc::new(p)))
+        };
+        let mut node = NodeInfo::new("n1");
+        node.add_pod(anti("a", "g1"));
+        node.add_pod(anti("b", "g1"));
+        node.add_pod(anti("c", "g2"));
+        let counts: Vec<i64> = node.anti_affinity_terms().iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [2, 1]);
+        node.remove_pod("d/a");
+        node.remove_pod("d/c");
+        let terms = node.anti_affinity_terms();
+        assert_eq!(terms.len(), 1);
+        assert_eq!(terms[0].1, 1);
+        node.remove_pod("d/b");
+        assert!(node.anti_affinity_terms().is_empty());
     }
 
     #[test]

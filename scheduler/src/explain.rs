@@ -17,6 +17,10 @@ pub const CAPACITY: usize = 2_000;
 /// Scored nodes kept per attempt (best first); the rest are only counted, to bound memory.
 pub const SCORED_NODES_KEPT: usize = 10;
 
+/// Nodes named per rejection reason; the rest are only counted, to bound memory in large
+/// clusters (every node is named up to this size).
+pub const REJECTED_NODES_KEPT: usize = 100;
+
 /// Why one plugin rejected one node.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,15 +30,30 @@ pub struct Rejection {
     pub reasons: Vec<String>,
 }
 
-/// One plugin's score of one node.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One plugin's score of one node. Kept small (the store holds thousands); the weighted score
+/// is derived when served.
+#[derive(Debug, Clone)]
 pub struct PluginScore {
     pub plugin: &'static str,
     pub raw: i64,
-    pub normalized: i64,
-    pub weight: i64,
-    pub weighted: i64,
+    pub normalized: i32,
+    pub weight: i32,
+}
+
+impl Serialize for PluginScore {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("PluginScore", 5)?;
+        s.serialize_field("plugin", self.plugin)?;
+        s.serialize_field("raw", &self.raw)?;
+        s.serialize_field("normalized", &self.normalized)?;
+        s.serialize_field("weight", &self.weight)?;
+        s.serialize_field(
+            "weighted",
+            &(i64::from(self.normalized) * i64::from(self.weight)),
+        )?;
+        s.end()
+    }
 }
 
 /// Nodes rejected for the same reason, stored once.
@@ -42,13 +61,14 @@ pub struct PluginScore {
 struct RejectionGroup {
     rejection: Rejection,
     nodes: Vec<Arc<str>>,
+    omitted: usize,
 }
 
 /// A node that passed every filter, with its scores when it was scored.
 #[derive(Debug, Clone)]
 struct Feasible {
     node: Arc<str>,
-    scores: Vec<PluginScore>,
+    scores: Box<[PluginScore]>,
     total: Option<i64>,
 }
 
@@ -108,7 +128,8 @@ impl Serialize for Explanation {
                 });
             }
         }
-        let mut s = serializer.serialize_struct("Explanation", 14)?;
+        let rejected_omitted: usize = self.rejected.iter().map(|g| g.omitted).sum();
+        let mut s = serializer.serialize_struct("Explanation", 15)?;
         s.serialize_field("pod", &self.pod)?;
         s.serialize_field("uid", &self.uid)?;
         s.serialize_field("profile", &self.profile)?;
@@ -121,6 +142,7 @@ impl Serialize for Explanation {
         s.serialize_field("evaluatedNodes", &self.evaluated_nodes)?;
         s.serialize_field("feasibleNodes", &self.feasible_nodes)?;
         s.serialize_field("scoredNodesOmitted", &self.feasible_omitted)?;
+        s.serialize_field("rejectedNodesOmitted", &rejected_omitted)?;
         s.serialize_field("preemption", &self.preemption)?;
         s.serialize_field("nodes", &nodes)?;
         s.end()
@@ -154,10 +176,12 @@ impl Explanation {
             g.rejection.plugin == rejection.plugin && g.rejection.reasons == rejection.reasons
         });
         match group {
+            Some(g) if g.nodes.len() >= REJECTED_NODES_KEPT => g.omitted += 1,
             Some(g) => g.nodes.push(node.clone()),
             None => self.rejected.push(RejectionGroup {
                 rejection: rejection.clone(),
                 nodes: vec![node.clone()],
+                omitted: 0,
             }),
         }
     }
@@ -166,7 +190,7 @@ impl Explanation {
     pub fn feasible(&mut self, node: &Arc<str>, scores: Vec<PluginScore>, total: Option<i64>) {
         self.feasible.push(Feasible {
             node: node.clone(),
-            scores,
+            scores: scores.into_boxed_slice(),
             total,
         });
     }
@@ -186,11 +210,21 @@ impl Explanation {
             self.feasible_omitted = self.feasible.len() - SCORED_NODES_KEPT;
             self.feasible.truncate(SCORED_NODES_KEPT);
         }
+        // Stored for thousands of pods: give back what the cycle over-allocated.
+        self.feasible.shrink_to_fit();
+        self.rejected.shrink_to_fit();
+        for g in &mut self.rejected {
+            g.nodes.shrink_to_fit();
+        }
     }
 
     /// A one-line, per-node summary for events: `node: Plugin (reason)`, at most `limit` nodes.
     pub fn summary(&self, limit: usize) -> String {
-        let total: usize = self.rejected.iter().map(|g| g.nodes.len()).sum();
+        let total: usize = self
+            .rejected
+            .iter()
+            .map(|g| g.nodes.len() + g.omitted)
+            .sum();
         let mut parts = Vec::new();
         for g in &self.rejected {
             for n in &g.nodes {
@@ -287,6 +321,17 @@ mod tests {
             e.summary(2),
             "n0: NodeResourcesFit (Insufficient cpu); n1: NodeResourcesFit (Insufficient cpu); and 1 more"
         );
+        let mut big = Explanation::new("ns/big", "u", "d", 1);
+        for i in 0..REJECTED_NODES_KEPT + 7 {
+            big.reject(&Arc::from(format!("n{i}").as_str()), &r);
+        }
+        big.finish(None);
+        let json = serde_json::to_value(&big).unwrap();
+        assert_eq!(json["nodes"].as_array().unwrap().len(), REJECTED_NODES_KEPT);
+        assert_eq!(json["rejectedNodesOmitted"], 7);
+        assert!(big
+            .summary(1)
+            .ends_with(&format!("and {} more", REJECTED_NODES_KEPT + 6)));
         let store = Store::default();
         for i in 0..CAPACITY + 5 {
             store.record(Explanation::new(&format!("ns/p{i}"), "u", "d", 1));

@@ -124,7 +124,16 @@ fn is_terminal(pod: &Pod) -> bool {
 }
 
 fn apply_pod(sched: &Scheduler, pod: Pod) {
-    let info = Arc::new(PodInfo::new(Arc::new(pod)));
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    let info = Arc::new(if bound {
+        PodInfo::bound(pod)
+    } else {
+        PodInfo::new(Arc::new(pod))
+    });
     match info.node_name() {
         Some(node) => {
             sched.queue.delete(&info.key);

@@ -32,9 +32,9 @@ use crate::{
     queue::{QueuedPod, SchedulingQueue},
 };
 
-/// Bindings sent concurrently; more wait their turn as small futures instead of piling up
-/// requests (and memory) on a saturated apiserver.
-const MAX_BINDINGS_IN_FLIGHT: usize = 128;
+/// Bindings sent concurrently. When all are in flight the scheduling thread waits for one to
+/// finish, instead of piling up binding tasks (and memory) behind a saturated apiserver.
+const MAX_BINDINGS_IN_FLIGHT: usize = 32;
 
 /// How many rejected nodes the FailedScheduling event lists by name.
 const EVENT_SUMMARY_NODES: usize = 5;
@@ -51,7 +51,7 @@ pub struct Scheduler {
     client: Client,
     recorder: Arc<EventRecorder>,
     runtime: tokio::runtime::Handle,
-    binding_slots: tokio::sync::Semaphore,
+    binding_slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn pod_ref(pod: &Pod) -> ObjectReference {
@@ -95,7 +95,7 @@ impl Scheduler {
             client,
             recorder,
             runtime,
-            binding_slots: tokio::sync::Semaphore::new(MAX_BINDINGS_IN_FLIGHT),
+            binding_slots: Arc::new(tokio::sync::Semaphore::new(MAX_BINDINGS_IN_FLIGHT)),
         }
     }
 
@@ -165,9 +165,14 @@ impl Scheduler {
                 self.explanations.record(explanation);
                 self.cache().assume(pod.clone(), &node);
                 tracing::debug!(node = %node, "assumed pod");
+                // This thread is outside the runtime, so it may block on the runtime's handle.
+                let slot = self
+                    .runtime
+                    .block_on(self.binding_slots.clone().acquire_owned())
+                    .ok();
                 let this = self.clone();
                 self.runtime
-                    .spawn(async move { this.bind(qp, node, profile, start).await });
+                    .spawn(async move { this.bind(qp, node, profile, start, slot).await });
             }
             Err(ScheduleError::Unschedulable(diagnosis)) => {
                 let mut message = diagnosis.message();
@@ -284,8 +289,8 @@ impl Scheduler {
         node: Arc<str>,
         profile: Arc<Profile>,
         start: Instant,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {
-        let _slot = self.binding_slots.acquire().await.ok();
         let pod = &qp.info;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
         let binding = json!({
@@ -302,6 +307,8 @@ impl Scheduler {
                 &binding,
             )
             .await;
+        // The slot bounds bindings in flight, not the event that follows.
+        drop(slot);
         match result {
             Ok(_) => {
                 self.queue.done(&pod.key);

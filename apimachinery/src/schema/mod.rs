@@ -86,10 +86,12 @@ pub const REF_PREFIX: &str = "#/components/schemas/";
 
 fn build() -> Definitions {
     use k8s_openapi::api::{
-        apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
-        autoscaling::v1 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
-        core::v1 as core, discovery::v1 as discovery, events::v1 as events, policy::v1 as policy,
-        rbac::v1 as rbac, scheduling::v1 as scheduling,
+        admissionregistration::v1 as admission, apps::v1 as apps, authentication::v1 as authn,
+        authorization::v1 as authz, autoscaling::v1 as autoscaling,
+        autoscaling::v2 as autoscaling2, batch::v1 as batch, certificates::v1 as certificates,
+        coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+        events::v1 as events, networking::v1 as networking, node::v1 as node, policy::v1 as policy,
+        rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
@@ -119,6 +121,18 @@ fn build() -> Definitions {
         "apps" "v1" "DaemonSet" => apps::DaemonSet,
         "apps" "v1" "ControllerRevision" => apps::ControllerRevision,
         "autoscaling" "v1" "Scale" => autoscaling::Scale,
+        "autoscaling" "v2" "HorizontalPodAutoscaler" => autoscaling2::HorizontalPodAutoscaler,
+        "certificates.k8s.io" "v1" "CertificateSigningRequest" => certificates::CertificateSigningRequest,
+        "networking.k8s.io" "v1" "Ingress" => networking::Ingress,
+        "networking.k8s.io" "v1" "IngressClass" => networking::IngressClass,
+        "networking.k8s.io" "v1" "NetworkPolicy" => networking::NetworkPolicy,
+        "storage.k8s.io" "v1" "StorageClass" => storage::StorageClass,
+        "storage.k8s.io" "v1" "CSIDriver" => storage::CSIDriver,
+        "storage.k8s.io" "v1" "CSINode" => storage::CSINode,
+        "storage.k8s.io" "v1" "VolumeAttachment" => storage::VolumeAttachment,
+        "admissionregistration.k8s.io" "v1" "ValidatingWebhookConfiguration" => admission::ValidatingWebhookConfiguration,
+        "admissionregistration.k8s.io" "v1" "MutatingWebhookConfiguration" => admission::MutatingWebhookConfiguration,
+        "node.k8s.io" "v1" "RuntimeClass" => node::RuntimeClass,
         "batch" "v1" "Job" => batch::Job,
         "batch" "v1" "CronJob" => batch::CronJob,
         "coordination.k8s.io" "v1" "Lease" => coordination::Lease,

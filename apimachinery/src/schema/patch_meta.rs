@@ -17,6 +17,8 @@ const APPS: &str = "io.k8s.api.apps.v1.";
 const BATCH: &str = "io.k8s.api.batch.v1.";
 const POLICY: &str = "io.k8s.api.policy.v1.";
 const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.";
+const AUTOSCALING_V2: &str = "io.k8s.api.autoscaling.v2.";
+const ADMISSION: &str = "io.k8s.api.admissionregistration.v1.";
 
 /// (definition prefix, type name, property, strategy, merge key), from upstream's struct tags
 /// of Kubernetes v1.33.
@@ -164,6 +166,27 @@ const TABLE: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "conditions",
         "merge",
         Some("type"),
+    ),
+    (
+        AUTOSCALING_V2,
+        "HorizontalPodAutoscalerStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        ADMISSION,
+        "ValidatingWebhookConfiguration",
+        "webhooks",
+        "merge",
+        Some("name"),
+    ),
+    (
+        ADMISSION,
+        "MutatingWebhookConfiguration",
+        "webhooks",
+        "merge",
+        Some("name"),
     ),
 ];
 

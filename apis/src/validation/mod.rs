@@ -6,6 +6,7 @@
 
 mod access;
 mod apps;
+mod autoscaling;
 mod batch;
 mod config_data;
 mod container;
@@ -21,6 +22,7 @@ mod limit_range;
 mod metadata;
 mod names;
 mod namespace;
+mod networking;
 mod node;
 mod path;
 mod pdb;
@@ -30,10 +32,12 @@ mod priority_class;
 mod probe;
 mod quantity;
 mod rbac;
+mod replication_controller;
 mod resource_quota;
 mod resources;
 mod selector;
 mod service;
+mod storage;
 mod toleration;
 mod volume;
 mod workload;
@@ -96,11 +100,17 @@ fn kind_info(group: &str, kind: &str) -> Option<KindInfo> {
         ("", "Pod" | "ConfigMap" | "Secret" | "Event") => info(true, Dns1123Subdomain, None),
         ("", "Service") => info(true, Dns1035Label, None),
         ("", "Namespace") => info(false, Dns1123Label, None),
-        ("", "Node" | "PersistentVolume") => info(false, Dns1123Subdomain, None),
-        (
-            "",
-            "ServiceAccount" | "PersistentVolumeClaim" | "Endpoints" | "ReplicationController",
-        ) => info(true, Dns1123Subdomain, None),
+        ("", "Node") => info(false, Dns1123Subdomain, None),
+        ("", "PersistentVolume") => info(false, Dns1123Subdomain, Some(storage::validate_volume)),
+        ("", "PersistentVolumeClaim") => {
+            info(true, Dns1123Subdomain, Some(storage::validate_claim))
+        }
+        ("", "ServiceAccount" | "Endpoints") => info(true, Dns1123Subdomain, None),
+        ("", "ReplicationController") => info(
+            true,
+            Dns1123Subdomain,
+            Some(replication_controller::validate_spec),
+        ),
         ("", "PodTemplate") => info(true, Dns1123Subdomain, Some(pod_template_body)),
         ("", "LimitRange") => info(true, Dns1123Subdomain, Some(limit_range::validate_spec)),
         ("", "ResourceQuota") => info(true, Dns1123Subdomain, Some(resource_quota::validate_spec)),
@@ -130,10 +140,20 @@ fn kind_info(group: &str, kind: &str) -> Option<KindInfo> {
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             info(false, PathSegment, Some(cluster_role_binding_body))
         }
-        ("networking.k8s.io", "Ingress" | "NetworkPolicy") => info(true, Dns1123Subdomain, None),
+        ("networking.k8s.io", "Ingress") => {
+            info(true, Dns1123Subdomain, Some(networking::validate_ingress))
+        }
+        ("networking.k8s.io", "NetworkPolicy") => info(true, Dns1123Subdomain, None),
         ("networking.k8s.io", "IngressClass") => info(false, Dns1123Subdomain, None),
-        ("autoscaling", "HorizontalPodAutoscaler") => info(true, PathSegment, None),
-        ("storage.k8s.io", "StorageClass" | "CSIDriver" | "CSINode" | "VolumeAttachment") => {
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            info(true, PathSegment, Some(autoscaling::validate_spec))
+        }
+        ("storage.k8s.io", "StorageClass") => info(
+            false,
+            Dns1123Subdomain,
+            Some(storage::validate_storage_class),
+        ),
+        ("storage.k8s.io", "CSIDriver" | "CSINode" | "VolumeAttachment") => {
             info(false, Dns1123Subdomain, None)
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => info(false, Dns1123Subdomain, None),
@@ -226,6 +246,9 @@ pub fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec
             match (group, kind) {
                 ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
                     rbac::validate_binding_update(new, old, &mut errs)
+                }
+                ("storage.k8s.io", "StorageClass") => {
+                    storage::validate_storage_class_update(new, old, &mut errs)
                 }
                 ("discovery.k8s.io", "EndpointSlice") => immutable(
                     access::get(new, "addressType"),

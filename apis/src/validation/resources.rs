@@ -5,23 +5,9 @@ use super::field_error::FieldError;
 use super::names::is_qualified_name;
 use super::path::Path;
 use super::quantity::{Quantity, QUANTITY_SYNTAX_ERROR};
+use crate::quota::COMPUTE_RESOURCES;
 use serde_json::Value;
 use std::cmp::Ordering;
-
-/// The standard resources other than the integer ones (`INTEGER_RESOURCES`, also standard).
-const STANDARD_RESOURCES: &[&str] = &[
-    "cpu",
-    "memory",
-    "ephemeral-storage",
-    "requests.cpu",
-    "requests.memory",
-    "requests.ephemeral-storage",
-    "limits.cpu",
-    "limits.memory",
-    "limits.ephemeral-storage",
-    "storage",
-    "requests.storage",
-];
 
 const INTEGER_RESOURCES: &[&str] = &[
     "pods",
@@ -44,7 +30,8 @@ fn is_native(name: &str) -> bool {
 }
 
 pub fn is_standard_resource(name: &str) -> bool {
-    STANDARD_RESOURCES.contains(&name)
+    COMPUTE_RESOURCES.contains(&name)
+        || matches!(name, "storage" | "requests.storage")
         || INTEGER_RESOURCES.contains(&name)
         || is_hugepages(name)
         || name.starts_with("requests.hugepages-")

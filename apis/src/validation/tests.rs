@@ -1024,3 +1024,161 @@ fn odd_shapes_do_not_panic() {
                 && e.message() == "Invalid value: 5: must be a string")
     );
 }
+
+fn messages(errs: &[FieldError]) -> Vec<String> {
+    errs.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn claims_need_access_modes_and_positive_storage() {
+    let pvc = json!({"metadata": {"name": "data", "namespace": "d"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Filesystem"}});
+    assert!(validate_create("", "PersistentVolumeClaim", &pvc).is_empty());
+    let bad = with(
+        with(pvc.clone(), "/spec/accessModes", json!(["Sometimes"])),
+        "/spec/resources/requests/storage",
+        json!("0"),
+    );
+    assert_eq!(
+        messages(&validate_create("", "PersistentVolumeClaim", &bad)),
+        vec![
+            "spec.accessModes: Unsupported value: \"Sometimes\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\"",
+            "spec.resources[storage]: Invalid value: \"0\": must be greater than zero",
+        ]
+    );
+    let empty = json!({"metadata": {"name": "data", "namespace": "d"}, "spec": {}});
+    assert_eq!(
+        messages(&validate_create("", "PersistentVolumeClaim", &empty)),
+        vec![
+            "spec.accessModes: Required value: at least 1 access mode is required",
+            "spec.resources[storage]: Required value",
+        ]
+    );
+}
+
+#[test]
+fn volumes_need_capacity_and_one_source() {
+    let pv = json!({"metadata": {"name": "pv"}, "spec": {"accessModes": ["ReadWriteOnce"],
+        "capacity": {"storage": "5Gi"}, "hostPath": {"path": "/data"}, "persistentVolumeReclaimPolicy": "Retain"}});
+    assert!(validate_create("", "PersistentVolume", &pv).is_empty());
+    let bad = with(
+        with(pv, "/spec/hostPath", Value::Null),
+        "/spec/capacity",
+        Value::Null,
+    );
+    assert_eq!(
+        messages(&validate_create("", "PersistentVolume", &bad)),
+        vec![
+            "spec.capacity: Required value",
+            "spec: Required value: must specify a volume type",
+        ]
+    );
+}
+
+#[test]
+fn storage_classes_need_a_provisioner_and_keep_it() {
+    let sc = json!({"metadata": {"name": "fast"}, "provisioner": "example.com/fast",
+        "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate", "parameters": {"type": "ssd"}});
+    assert!(validate_create("storage.k8s.io", "StorageClass", &sc).is_empty());
+    let bad = with(
+        with(sc.clone(), "/provisioner", Value::Null),
+        "/reclaimPolicy",
+        json!("Keep"),
+    );
+    assert_eq!(
+        messages(&validate_create("storage.k8s.io", "StorageClass", &bad)),
+        vec![
+            "provisioner: Required value",
+            "reclaimPolicy: Unsupported value: \"Keep\": supported values: \"Delete\", \"Retain\"",
+        ]
+    );
+    let mut old = sc.clone();
+    old["metadata"]["resourceVersion"] = json!("1");
+    let changed = with(
+        with(old.clone(), "/parameters", json!({"type": "hdd"})),
+        "/volumeBindingMode",
+        json!("WaitForFirstConsumer"),
+    );
+    assert_eq!(
+        messages(&validate_update(
+            "storage.k8s.io",
+            "StorageClass",
+            &changed,
+            &old
+        )),
+        vec![
+            "parameters: Forbidden: updates to parameters are forbidden.",
+            "volumeBindingMode: Invalid value: \"WaitForFirstConsumer\": field is immutable",
+        ]
+    );
+}
+
+#[test]
+fn autoscalers_need_bounds_and_a_target() {
+    let hpa = json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "minReplicas": 2, "maxReplicas": 5}});
+    assert!(validate_create("autoscaling", "HorizontalPodAutoscaler", &hpa).is_empty());
+    let bad = with(
+        with(
+            with(hpa, "/spec/minReplicas", json!(3)),
+            "/spec/maxReplicas",
+            json!(2),
+        ),
+        "/spec/scaleTargetRef/name",
+        Value::Null,
+    );
+    assert_eq!(
+        messages(&validate_create(
+            "autoscaling",
+            "HorizontalPodAutoscaler",
+            &bad
+        )),
+        vec![
+            "spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`",
+            "spec.scaleTargetRef.name: Required value",
+        ]
+    );
+}
+
+#[test]
+fn ingress_paths_need_a_type_and_absolute_paths() {
+    let ing = json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {"rules": [{"http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+        {"path": "api", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+        {"path": "/x", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+    ]}}]}});
+    assert_eq!(
+        messages(&validate_create("networking.k8s.io", "Ingress", &ing)),
+        vec![
+            "spec.rules[0].http.paths[1].path: Invalid value: \"api\": must be an absolute path",
+            "spec.rules[0].http.paths[2].pathType: Required value: pathType must be specified",
+        ]
+    );
+}
+
+#[test]
+fn replication_controllers_need_a_matching_selector() {
+    let rc = json!({"metadata": {"name": "rc", "namespace": "d"}, "spec": {"replicas": 1, "selector": {"app": "rc"},
+        "template": {"metadata": {"labels": {"app": "rc"}}, "spec": {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+        "terminationGracePeriodSeconds": 30, "containers": [{"name": "c", "image": "busybox:1", "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePolicy": "File"}]}}}});
+    let mut defaulted = rc.clone();
+    crate::defaults::apply("", "ReplicationController", &mut defaulted);
+    assert_eq!(
+        messages(&validate_create("", "ReplicationController", &defaulted)),
+        Vec::<String>::new()
+    );
+    let bad = with(
+        with(defaulted, "/spec/replicas", json!(-1)),
+        "/spec/selector",
+        json!({"app": "other"}),
+    );
+    assert_eq!(
+        messages(&validate_create("", "ReplicationController", &bad)),
+        vec![
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"rc\"}: selector does not match template labels",
+        ]
+    );
+}

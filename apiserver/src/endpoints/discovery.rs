@@ -75,6 +75,12 @@ fn subresource_shape(
         Subresource::Binding => ("", "v1", "Binding", &["create"]),
         Subresource::Eviction => ("policy", "v1", "Eviction", &["create"]),
         Subresource::Finalize => ("", "v1", "Namespace", &["update"]),
+        Subresource::Approval => (
+            def.group,
+            def.version,
+            def.kind,
+            &["get", "patch", "update"],
+        ),
     }
 }
 

@@ -162,7 +162,7 @@ pub async fn handle(req: Request<'_>) -> ApiResult<Response> {
         return Err(ApiError::not_found_path(&info.resource));
     }
     match (info.verb.as_str(), sub) {
-        ("get", None | Some(Subresource::Status)) => get(&req).await,
+        ("get", None | Some(Subresource::Status | Subresource::Approval)) => get(&req).await,
         ("get", Some(Subresource::Scale)) => {
             let obj = req.store().get(&info.namespace, &info.name, None).await?;
             Ok(json_response(StatusCode::OK, &scale::view(&obj), &[]))
@@ -172,11 +172,14 @@ pub async fn handle(req: Request<'_>) -> ApiResult<Response> {
         ("create", None) => create(&req).await,
         ("create", Some(Subresource::Binding)) => bind(&req).await,
         ("create", Some(Subresource::Eviction)) => evict(&req).await,
-        ("update", None | Some(Subresource::Status) | Some(Subresource::Finalize)) => {
-            update(&req, sub).await
-        }
+        (
+            "update",
+            None | Some(Subresource::Status | Subresource::Finalize | Subresource::Approval),
+        ) => update(&req, sub).await,
         ("update", Some(Subresource::Scale)) => update_scale(&req).await,
-        ("patch", None | Some(Subresource::Status)) => patch(&req, sub).await,
+        ("patch", None | Some(Subresource::Status | Subresource::Approval)) => {
+            patch(&req, sub).await
+        }
         ("patch", Some(Subresource::Scale)) => update_scale(&req).await,
         ("delete", None) => delete(&req).await,
         ("deletecollection", None) => delete_collection(&req).await,

@@ -77,14 +77,38 @@ impl ServerCertVerifier for AnyKubeletCertificate {
     }
 }
 
-fn tls_client() -> ApiResult<tokio_rustls::TlsConnector> {
+/// TLS to kubelets as `--kubelet-client-certificate`/`--kubelet-client-key` (kubelets
+/// authenticate the apiserver by it), verifying kubelets against
+/// `--kubelet-certificate-authority` when given.
+pub fn tls_connector(
+    options: &crate::options::Options,
+) -> Result<tokio_rustls::TlsConnector, component_base::tls::TlsError> {
+    use component_base::tls::{load_certs, load_key};
     let provider = component_base::tls::provider();
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyKubeletCertificate(provider)))
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &options.kubelet_certificate_authority {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in load_certs(ca)? {
+                roots.add(cert)?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyKubeletCertificate(provider))),
+    };
+    let config = match (
+        &options.kubelet_client_certificate,
+        &options.kubelet_client_key,
+    ) {
+        (Some(cert), Some(key)) => {
+            builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?
+        }
+        // The flags require each other.
+        _ => builder.with_no_client_auth(),
+    };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
@@ -167,19 +191,8 @@ pub async fn proxy(
     subresource: &str,
     mut req: Request,
 ) -> ApiResult<Response> {
-    // Upstream's apiserver translates WebSocket streams to SPDY for the kubelet; until ferrokube
-    // does, refusing the WebSocket upgrade makes kubectl fall back to SPDY, which is passed
-    // through.
-    let websocket = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if websocket && subresource != "log" {
-        return Err(ApiError::bad_request(
-            "WebSocket streaming is not supported by this server; use SPDY",
-        ));
-    }
+    // WebSocket upgrades (v5.channel.k8s.io, port-forward tunnelled over WebSocket) go to the
+    // kubelet like SPDY ones: it translates what the container runtime does not speak.
     let pods =
         catalog::find("", "v1", "pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
     let nodes =
@@ -205,9 +218,13 @@ pub async fn proxy(
         })?;
     let server_name = ServerName::try_from(address.clone())
         .map_err(|e| ApiError::internal(format!("kubelet address {address}: {e}")))?;
-    let tls = tls_client()?.connect(server_name, tcp).await.map_err(|e| {
-        ApiError::service_unavailable(format!("TLS to the kubelet at {address}:{port}: {e}"))
-    })?;
+    let tls = server
+        .kubelet_tls
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| {
+            ApiError::service_unavailable(format!("TLS to the kubelet at {address}:{port}: {e}"))
+        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| ApiError::service_unavailable(format!("HTTP to the kubelet: {e}")))?;

@@ -3,7 +3,7 @@
 
 use super::resource::{Behaviour, ResourceDef, SelectableField, Subresource};
 
-use Subresource::{Binding, Eviction, Finalize, Scale, Status};
+use Subresource::{Approval, Binding, Eviction, Finalize, Scale, Status};
 
 const fn field(label: &'static str, pointer: &'static str) -> SelectableField {
     SelectableField {
@@ -165,6 +165,33 @@ pub static RESOURCES: &[ResourceDef] = &[
         sub = [Status]
     ),
     resource!("", "PodTemplate", "podtemplates", ns = true),
+    resource!(
+        "",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        ns = true,
+        short = ["pvc"],
+        sub = [Status]
+    ),
+    resource!(
+        "",
+        "PersistentVolume",
+        "persistentvolumes",
+        ns = false,
+        short = ["pv"],
+        sub = [Status]
+    ),
+    resource!(
+        "",
+        "ReplicationController",
+        "replicationcontrollers",
+        ns = true,
+        short = ["rc"],
+        cat = ALL,
+        sub = [Status, Scale],
+        fields = &[field("status.replicas", "/status/replicas")],
+        generation = true
+    ),
     resource!("coordination.k8s.io", "Lease", "leases", ns = true),
     resource!(
         "apps",
@@ -259,6 +286,79 @@ pub static RESOURCES: &[ResourceDef] = &[
         generation = true
     ),
     resource!(
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        ns = true,
+        short = ["hpa"],
+        cat = ALL,
+        sub = [Status],
+        version = "v2"
+    ),
+    resource!(
+        "certificates.k8s.io",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        ns = false,
+        short = ["csr"],
+        sub = [Status, Approval],
+        fields = &[field("spec.signerName", "/spec/signerName")]
+    ),
+    resource!(
+        "networking.k8s.io",
+        "Ingress",
+        "ingresses",
+        ns = true,
+        short = ["ing"],
+        sub = [Status],
+        generation = true
+    ),
+    resource!(
+        "networking.k8s.io",
+        "IngressClass",
+        "ingressclasses",
+        ns = false
+    ),
+    resource!(
+        "networking.k8s.io",
+        "NetworkPolicy",
+        "networkpolicies",
+        ns = true,
+        short = ["netpol"],
+        generation = true
+    ),
+    resource!(
+        "storage.k8s.io",
+        "StorageClass",
+        "storageclasses",
+        ns = false,
+        short = ["sc"]
+    ),
+    resource!("storage.k8s.io", "CSIDriver", "csidrivers", ns = false),
+    resource!("storage.k8s.io", "CSINode", "csinodes", ns = false),
+    resource!(
+        "storage.k8s.io",
+        "VolumeAttachment",
+        "volumeattachments",
+        ns = false,
+        sub = [Status]
+    ),
+    resource!(
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        ns = false,
+        generation = true
+    ),
+    resource!(
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        ns = false,
+        generation = true
+    ),
+    resource!("node.k8s.io", "RuntimeClass", "runtimeclasses", ns = false),
+    resource!(
         "scheduling.k8s.io",
         "PriorityClass",
         "priorityclasses",
@@ -295,10 +395,15 @@ pub const GROUP_ORDER: &[&str] = &[
     "authorization.k8s.io",
     "autoscaling",
     "batch",
+    "certificates.k8s.io",
+    "networking.k8s.io",
     "policy",
     "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "admissionregistration.k8s.io",
     "scheduling.k8s.io",
     "coordination.k8s.io",
+    "node.k8s.io",
     "discovery.k8s.io",
 ];
 

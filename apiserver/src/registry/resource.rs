@@ -18,6 +18,8 @@ pub enum Subresource {
     Eviction,
     /// `namespaces/finalize`: writes `spec.finalizers`.
     Finalize,
+    /// `certificatesigningrequests/approval`: writes only `status.conditions` (approve/deny).
+    Approval,
 }
 
 impl Subresource {
@@ -28,6 +30,7 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
             Subresource::Finalize => "finalize",
+            Subresource::Approval => "approval",
         }
     }
 }

@@ -48,9 +48,19 @@ pub fn apply(def: &ResourceDef, obj: &mut Value, scale: &Value) -> Result<(), St
     Ok(())
 }
 
-/// A label selector (`matchLabels` and `matchExpressions`) in its query-string form.
+/// A label selector (`matchLabels` and `matchExpressions`, or a ReplicationController's plain
+/// label map) in its query-string form.
 pub fn selector_string(selector: &Value) -> String {
     let mut parts = Vec::new();
+    let structured =
+        selector.get("matchLabels").is_some() || selector.get("matchExpressions").is_some();
+    if let (false, Some(labels)) = (structured, selector.as_object()) {
+        for (k, v) in labels {
+            if let Some(v) = v.as_str() {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+    }
     if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
         for (k, v) in labels {
             parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));

@@ -253,13 +253,17 @@ impl<'a> Store<'a> {
         obj: &mut Value,
         old: Option<&Value>,
     ) -> ApiResult<()> {
-        let attrs = Attributes {
+        let attrs = self.attributes(op, ns, obj);
+        self.server.admission.admit(self.server, &attrs, obj, old)
+    }
+
+    fn attributes<'n>(&self, op: Operation, ns: &'n str, obj: &Value) -> Attributes<'n> {
+        Attributes {
             operation: op,
             def: self.def,
             namespace: ns,
             name: meta::name(obj).to_string(),
-        };
-        self.server.admission.admit(self.server, &attrs, obj, old)
+        }
     }
 
     fn validate(&self, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
@@ -312,7 +316,16 @@ impl<'a> Store<'a> {
         } else {
             None
         };
-        if let Err(e) = self.validate(&obj, None) {
+        let mut checked = self.validate(&obj, None);
+        if checked.is_ok() {
+            let attrs = self.attributes(Operation::Create, ns, &obj);
+            checked = self
+                .server
+                .admission
+                .admit_quota(self.server, &attrs, &obj, None, opts.dry_run)
+                .await;
+        }
+        if let Err(e) = checked {
             if let Some(a) = allocation {
                 a.release(self.server).await;
             }
@@ -341,13 +354,15 @@ impl<'a> Store<'a> {
     }
 
     /// Reads the current object, lets `update` compute the new one, and writes it with a
-    /// compare-and-swap, retrying on conflicts unless the caller set a precondition.
+    /// compare-and-swap, retrying on conflicts unless the caller set a precondition. Writes of
+    /// the main resource (`charge_quota`) pass ResourceQuota admission before they are stored.
     async fn guaranteed_update<F>(
         &self,
         ns: &str,
         name: &str,
         allow_create: bool,
         dry_run: bool,
+        charge_quota: bool,
         mut update: F,
     ) -> ApiResult<(Value, bool)>
     where
@@ -390,6 +405,18 @@ impl<'a> Store<'a> {
                     }
                 }
             };
+            if charge_quota {
+                let op = if old.is_some() {
+                    Operation::Update
+                } else {
+                    Operation::Create
+                };
+                let attrs = self.attributes(op, ns, &new);
+                self.server
+                    .admission
+                    .admit_quota(self.server, &attrs, &new, old.as_ref(), dry_run)
+                    .await?;
+            }
             if dry_run {
                 return Ok((new, old.is_none()));
             }
@@ -443,7 +470,7 @@ impl<'a> Store<'a> {
             crate::admission::namespace_lifecycle::check_create(self.server, ns).await?;
         }
         let (obj, created) = self
-            .guaranteed_update(ns, name, allow_create, opts.dry_run, |old| {
+            .guaranteed_update(ns, name, allow_create, opts.dry_run, sub.is_none(), |old| {
                 if let Some(old) = old {
                     if !precondition.is_empty() && precondition != meta::resource_version(old) {
                         return Err(ApiError::modified(self.def, name));
@@ -508,6 +535,20 @@ impl<'a> Store<'a> {
                 let mut merged = old.clone();
                 if let (Some(o), Some(status)) = (merged.as_object_mut(), incoming.get("status")) {
                     o.insert("status".into(), status.clone());
+                }
+                merged
+            }
+            Some(Subresource::Approval) => {
+                let mut merged = old.clone();
+                let conditions = incoming
+                    .pointer("/status/conditions")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                if let Some(o) = merged.as_object_mut() {
+                    let status = o.entry("status").or_insert_with(|| json!({}));
+                    if let Some(status) = status.as_object_mut() {
+                        status.insert("conditions".into(), conditions);
+                    }
                 }
                 merged
             }
@@ -606,7 +647,7 @@ impl<'a> Store<'a> {
             .map(|r| r.definition)
             .unwrap_or_default();
         let (obj, _) = self
-            .guaranteed_update(ns, name, false, opts.dry_run, |old| {
+            .guaranteed_update(ns, name, false, opts.dry_run, sub.is_none(), |old| {
                 let Some(old) = old else {
                     return Err(ApiError::not_found(self.def, name));
                 };
@@ -631,7 +672,7 @@ impl<'a> Store<'a> {
         let def = self.def;
         let mut gone = false;
         let (obj, _) = self
-            .guaranteed_update(ns, name, false, opts.dry_run, |old| {
+            .guaranteed_update(ns, name, false, opts.dry_run, false, |old| {
                 let Some(old) = old else {
                     return Err(ApiError::not_found(def, name));
                 };
@@ -841,7 +882,7 @@ impl Store<'_> {
         F: FnMut(&Value) -> ApiResult<Value>,
     {
         let (obj, _) = self
-            .guaranteed_update(ns, name, false, false, |old| {
+            .guaranteed_update(ns, name, false, false, false, |old| {
                 let Some(old) = old else {
                     return Err(ApiError::not_found(self.def, name));
                 };

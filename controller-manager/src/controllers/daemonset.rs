@@ -2,9 +2,14 @@
 //! nodeSelector and required node affinity and whose NoSchedule/NoExecute taints the pod
 //! tolerates. Each pod is pinned to its node by node affinity and left for the scheduler to
 //! bind. RollingUpdate replaces pods of an old template while at most `maxUnavailable` nodes
-//! lack an available pod.
+//! lack an available pod. Each template is a ControllerRevision (`history`), so
+//! `kubectl rollout history|undo daemonset` work.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use component_base::{
     informer::{key_of, split_key, Informer},
@@ -12,7 +17,7 @@ use component_base::{
 };
 use k8s_openapi::{
     api::{
-        apps::v1::{DaemonSet, DaemonSetStatus},
+        apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus},
         core::v1::{
             Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
             Pod, Toleration,
@@ -25,7 +30,7 @@ use kube::{
     ResourceExt,
 };
 
-use super::{changed, enqueue_changes, Context, ControllerError, Running};
+use super::{changed, enqueue_changes, history, Context, ControllerError, Running};
 use crate::{
     events::Recorder,
     expectations::Expectations,
@@ -33,13 +38,12 @@ use crate::{
     selector,
 };
 
-const HASH_LABEL: &str = "controller-revision-hash";
-
 struct Controller {
     ctx: Arc<Context>,
     sets: Arc<Informer<DaemonSet>>,
     nodes: Arc<Informer<Node>>,
     pods: Arc<Informer<Pod>>,
+    revisions: Arc<Informer<ControllerRevision>>,
     expectations: Expectations,
     recorder: Recorder,
     queue: WorkQueue<String>,
@@ -51,6 +55,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         sets: ctx.informers.informer::<DaemonSet>(),
         nodes: ctx.informers.informer::<Node>(),
         pods: ctx.informers.informer::<Pod>(),
+        revisions: ctx.informers.informer::<ControllerRevision>(),
         expectations: Expectations::default(),
         recorder: ctx.recorder("daemonset-controller"),
         queue: ctx.queue("daemonset"),
@@ -76,6 +81,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         c.sets.wait_synced().await;
         c.nodes.wait_synced().await;
         c.pods.wait_synced().await;
+        c.revisions.wait_synced().await;
         let queue = c.queue.clone();
         queue
             .run_workers(
@@ -242,7 +248,7 @@ impl Controller {
         pod.metadata
             .labels
             .get_or_insert_with(Default::default)
-            .insert(HASH_LABEL.into(), hash.into());
+            .insert(history::HASH_LABEL.into(), hash.into());
         if let Some(spec) = pod.spec.as_mut() {
             let pin = NodeSelectorTerm {
                 match_fields: Some(vec![NodeSelectorRequirement {
@@ -321,6 +327,9 @@ impl Controller {
             &spec.template,
             ds.status.as_ref().and_then(|s| s.collision_count),
         );
+        if ds.metadata.deletion_timestamp.is_none() {
+            self.record_history(&ds, &uid, &hash, &by_node).await?;
+        }
         let min_ready = Duration::from_secs(spec.min_ready_seconds.unwrap_or(0).max(0) as u64);
         let now = jiff::Timestamp::now();
         let nodes = self.nodes.list();
@@ -363,7 +372,7 @@ impl Controller {
             .filter(|n| {
                 pods_on(n)
                     .iter()
-                    .any(|p| p.labels().get(HASH_LABEL) == Some(&hash))
+                    .any(|p| p.labels().get(history::HASH_LABEL) == Some(&hash))
             })
             .count() as i32;
         let available = eligible
@@ -406,6 +415,35 @@ impl Controller {
             .min())
     }
 
+    /// Makes the current template the newest ControllerRevision and drops revisions beyond
+    /// `revisionHistoryLimit` that no pod runs.
+    async fn record_history(
+        &self,
+        ds: &DaemonSet,
+        uid: &str,
+        hash: &str,
+        by_node: &HashMap<String, Vec<Arc<Pod>>>,
+    ) -> Result<(), ControllerError> {
+        let spec = ds.spec.as_ref().cloned().unwrap_or_default();
+        let owned = history::owned_by(
+            self.revisions.list_in(&ds.namespace().unwrap_or_default()),
+            uid,
+        );
+        let current = history::ensure(&self.ctx.client, ds, &owned, &spec.template, hash).await?;
+        let mut live: HashSet<String> = by_node
+            .values()
+            .flatten()
+            .filter_map(|p| p.labels().get(history::HASH_LABEL))
+            .map(|h| history::revision_name(ds, h))
+            .collect();
+        live.insert(current);
+        let limit = spec
+            .revision_history_limit
+            .unwrap_or(history::DEFAULT_HISTORY_LIMIT);
+        history::truncate(&self.ctx.client, &owned, &live, limit).await?;
+        Ok(())
+    }
+
     /// Old-template pods to replace now: unavailable ones freely, available ones while the
     /// number of nodes without an available pod stays within maxUnavailable.
     fn rolling_victims(
@@ -444,7 +482,7 @@ impl Controller {
                 unavailable += 1;
                 continue;
             };
-            let is_old = pod.labels().get(HASH_LABEL).map(String::as_str) != Some(hash);
+            let is_old = pod.labels().get(history::HASH_LABEL).map(String::as_str) != Some(hash);
             let is_available = pods::is_available(pod, min_ready, now);
             if !is_available {
                 unavailable += 1;

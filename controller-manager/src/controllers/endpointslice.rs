@@ -5,8 +5,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    sync::Arc,
 };
 
 use component_base::{
@@ -25,6 +24,7 @@ use kube::{
 use super::{
     changed, enqueue_changes,
     service_pods::{self, ResolvedPort},
+    slice_tracker::{SliceTracker, STALE_RETRY},
     Context, ControllerError, Running,
 };
 use crate::pods;
@@ -41,28 +41,8 @@ struct Controller {
     slices: Arc<Informer<EndpointSlice>>,
     nodes: Arc<Informer<Node>>,
     queue: WorkQueue<String>,
-    /// Slices this controller wrote that the informer may not show yet: service key → slice
-    /// name → resource version written (`None` once deleted). A sync waits until the cache
-    /// has caught up, so that a stale cache never makes it create a slice twice.
-    written: Mutex<HashMap<String, OwnWrites>>,
-}
-
-/// The writes of one service's slices: slice name → (resource version, `None` once deleted;
-/// when it was written).
-type OwnWrites = HashMap<String, (Option<u64>, Instant)>;
-
-/// How long a recorded write is waited for; past it the cache is trusted (another writer may
-/// have changed or removed the slice in between).
-const STALE_LIMIT: Duration = Duration::from_secs(10);
-
-/// How long a sync waits for the slice cache to show this controller's own writes.
-const STALE_RETRY: Duration = Duration::from_millis(100);
-
-fn resource_version(s: &EndpointSlice) -> Option<u64> {
-    s.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|rv| rv.parse().ok())
+    /// Slices written that the informer may not show yet: a sync waits for them.
+    tracker: SliceTracker,
 }
 
 pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
@@ -73,7 +53,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         slices: ctx.informers.informer::<EndpointSlice>(),
         nodes: ctx.informers.informer::<Node>(),
         queue: ctx.queue("endpoint_slice"),
-        written: Mutex::new(HashMap::new()),
+        tracker: SliceTracker::default(),
     });
     enqueue_changes(&c.services, &c.queue);
     let weak = Arc::downgrade(&c);
@@ -193,45 +173,12 @@ impl Controller {
     }
 
     #[tracing::instrument(skip(self), fields(service = %k))]
-    /// Records a write of slice `name` for service `k` (`None`: deleted).
-    fn record(&self, k: &str, name: &str, rv: Option<u64>) {
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        written
-            .entry(k.to_string())
-            .or_default()
-            .insert(name.to_string(), (rv, Instant::now()));
-    }
-
-    /// Whether the informer does not yet show every write recorded for service `k`; writes it
-    /// shows are forgotten.
-    fn cache_is_stale(&self, k: &str, ns: &str) -> bool {
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(slices) = written.get_mut(k) else {
-            return false;
-        };
-        slices.retain(|name, (rv, at)| {
-            if at.elapsed() > STALE_LIMIT {
-                return false;
-            }
-            let cached = self.slices.get(&key(Some(ns), name));
-            let caught_up = match (rv, cached) {
-                (None, None) => true,
-                (None, Some(_)) => false,
-                (Some(_), None) => false,
-                (Some(rv), Some(c)) => resource_version(&c).is_some_and(|seen| seen >= *rv),
-            };
-            !caught_up
-        });
-        let stale = !slices.is_empty();
-        if !stale {
-            written.remove(k);
-        }
-        stale
-    }
-
     async fn sync(&self, k: &str) -> Result<(), ControllerError> {
         let (ns, name) = split_key(k);
-        if self.cache_is_stale(k, ns) {
+        if self
+            .tracker
+            .cache_is_stale(k, |slice| self.slices.get(&key(Some(ns), slice)))
+        {
             self.queue.add_after(k.to_string(), STALE_RETRY);
             return Ok(());
         }
@@ -256,7 +203,7 @@ impl Controller {
         let Some(svc) = svc.filter(|_| wants_slices) else {
             for s in existing {
                 delete(&api, &s).await?;
-                self.record(k, &s.name_any(), None);
+                self.tracker.deleted(k, &s.name_any());
             }
             return Ok(());
         };
@@ -288,7 +235,7 @@ impl Controller {
         for slices in by_group.into_values() {
             for s in slices {
                 delete(&api, &s).await?;
-                self.record(k, &s.name_any(), None);
+                self.tracker.deleted(k, &s.name_any());
             }
         }
         Ok(())
@@ -328,7 +275,7 @@ impl Controller {
         for (slice, eps) in plans {
             if eps.is_empty() {
                 delete(api, &slice).await?;
-                self.record(k, &slice.name_any(), None);
+                self.tracker.deleted(k, &slice.name_any());
                 continue;
             }
             let ports = slice_ports(&group.1);
@@ -344,7 +291,7 @@ impl Controller {
                 .replace(&slice.name_any(), &PostParams::default(), &updated)
                 .await
             {
-                Ok(written) => self.record(k, &written.name_any(), resource_version(&written)),
+                Ok(written) => self.tracker.written(k, &written),
                 Err(e) if pods::is_conflict(&e) || pods::is_not_found(&e) => {
                     return Err(ControllerError::Invalid(format!(
                         "endpoint slice {} changed underneath; retrying",
@@ -371,7 +318,7 @@ impl Controller {
                 ports: Some(slice_ports(&group.1)),
             };
             let created = api.create(&PostParams::default(), &slice).await?;
-            self.record(k, &created.name_any(), resource_version(&created));
+            self.tracker.written(k, &created);
         }
         Ok(())
     }

@@ -1,11 +1,13 @@
 //! EndpointSlice mirroring: a Service without a selector has its Endpoints written by hand;
 //! this controller mirrors those Endpoints into EndpointSlices (one per subset and address
-//! family), so that slice consumers such as kube-proxy see them too.
+//! family), so that slice consumers such as kube-proxy see them too. Like the EndpointSlice
+//! controller it waits for its own writes to reach its cache (`slice_tracker`), so a stale
+//! cache never duplicates a slice.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use component_base::{
-    informer::{split_key, Informer},
+    informer::{key, split_key, Informer},
     workqueue::WorkQueue,
 };
 use k8s_openapi::api::{
@@ -19,7 +21,9 @@ use kube::{
 
 use super::{
     endpointslice::{enqueue_services_of_slices, MANAGED_BY_LABEL, SERVICE_NAME_LABEL},
-    enqueue_changes, Context, ControllerError, Running,
+    enqueue_changes,
+    slice_tracker::{SliceTracker, STALE_RETRY},
+    Context, ControllerError, Running,
 };
 use crate::pods;
 
@@ -36,6 +40,8 @@ struct Controller {
     endpoints: Arc<Informer<Endpoints>>,
     slices: Arc<Informer<EndpointSlice>>,
     queue: WorkQueue<String>,
+    /// Slices written that the informer may not show yet: a sync waits for them.
+    tracker: SliceTracker,
 }
 
 pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
@@ -45,6 +51,7 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         endpoints: ctx.informers.informer::<Endpoints>(),
         slices: ctx.informers.informer::<EndpointSlice>(),
         queue: ctx.queue("endpoint_slice_mirroring"),
+        tracker: SliceTracker::default(),
     });
     enqueue_changes(&c.services, &c.queue);
     enqueue_changes(&c.endpoints, &c.queue);
@@ -125,6 +132,13 @@ impl Controller {
     #[tracing::instrument(skip(self), fields(service = %k))]
     async fn sync(&self, k: &str) -> Result<(), ControllerError> {
         let (ns, name) = split_key(k);
+        if self
+            .tracker
+            .cache_is_stale(k, |slice| self.slices.get(&key(Some(ns), slice)))
+        {
+            self.queue.add_after(k.to_string(), STALE_RETRY);
+            return Ok(());
+        }
         let api: Api<EndpointSlice> = Api::namespaced(self.ctx.client.clone(), ns);
         let mut existing: Vec<Arc<EndpointSlice>> = self
             .slices
@@ -160,8 +174,10 @@ impl Controller {
                 Some(slice) => {
                     let mut updated = (*slice).clone();
                     updated.endpoints = endpoints;
-                    api.replace(&slice.name_any(), &PostParams::default(), &updated)
+                    let written = api
+                        .replace(&slice.name_any(), &PostParams::default(), &updated)
                         .await?;
+                    self.tracker.written(k, &written);
                 }
                 None => {
                     let Some(ep) = ep.as_ref() else { continue };
@@ -180,7 +196,8 @@ impl Controller {
                         endpoints,
                         ports: Some(ports),
                     };
-                    api.create(&PostParams::default(), &slice).await?;
+                    let created = api.create(&PostParams::default(), &slice).await?;
+                    self.tracker.written(k, &created);
                 }
             }
         }
@@ -189,7 +206,7 @@ impl Controller {
                 .delete(&stale.name_any(), &DeleteParams::default())
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => self.tracker.deleted(k, &stale.name_any()),
                 Err(e) if pods::is_not_found(&e) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -22,6 +22,7 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
 pub mod garbagecollector;
+pub mod history;
 pub mod job;
 pub mod namespace;
 pub mod nodeipam;
@@ -32,6 +33,7 @@ pub mod resourcequota;
 pub mod root_ca;
 pub mod service_pods;
 pub mod serviceaccount;
+pub mod slice_tracker;
 pub mod statefulset;
 pub mod taint_eviction;
 pub mod ttlafterfinished;
@@ -45,14 +47,20 @@ pub enum ControllerError {
     Selector(#[from] crate::selector::InvalidSelector),
     #[error("{0}")]
     Invalid(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Everything a controller gets from the process.
 pub struct Context {
+    /// The client the controller writes with (its own identity with
+    /// `--use-service-account-credentials`).
     pub client: Client,
     pub informers: Arc<InformerFactory>,
     pub options: Options,
     pub queue_metrics: WorkQueueMetrics,
+    /// The process's metrics registry, for controllers' own metrics.
+    pub registry: prometheus::Registry,
     /// The PEM bundle published as `kube-root-ca.crt`.
     pub root_ca: Option<String>,
     /// This process's leader-election identity, used as the events' reporting instance.
@@ -60,6 +68,20 @@ pub struct Context {
 }
 
 impl Context {
+    /// This context with `client` as the one the controller writes with; the informers stay
+    /// shared.
+    pub fn with_client(&self, client: Client) -> Context {
+        Context {
+            client,
+            informers: self.informers.clone(),
+            options: self.options.clone(),
+            queue_metrics: self.queue_metrics.clone(),
+            registry: self.registry.clone(),
+            root_ca: self.root_ca.clone(),
+            identity: self.identity.clone(),
+        }
+    }
+
     /// A work queue named after its controller, for the `workqueue_*` metrics.
     pub fn queue<T: Clone + Eq + std::hash::Hash + Send + 'static>(
         &self,
@@ -111,6 +133,9 @@ pub type Running = BoxFuture<'static, ()>;
 pub struct Descriptor {
     /// The upstream controller name, e.g. `deployment-controller`.
     pub name: &'static str,
+    /// The ServiceAccount in kube-system it runs as with `--use-service-account-credentials`
+    /// (upstream's names: several node controllers share `node-controller`).
+    pub service_account: &'static str,
     /// The short names `--controllers` also accepts, e.g. `deployment`.
     pub aliases: &'static [&'static str],
     pub init: fn(&Arc<Context>) -> Result<Running, ControllerError>,
@@ -121,96 +146,115 @@ pub fn all() -> Vec<Descriptor> {
     vec![
         Descriptor {
             name: "serviceaccount-controller",
+            service_account: "service-account-controller",
             aliases: &["serviceaccount"],
             init: serviceaccount::init,
         },
         Descriptor {
             name: "root-ca-certificate-publisher-controller",
+            service_account: "root-ca-cert-publisher",
             aliases: &["root-ca-cert-publisher"],
             init: root_ca::init,
         },
         Descriptor {
             name: "replicaset-controller",
+            service_account: "replicaset-controller",
             aliases: &["replicaset"],
             init: replicaset::init,
         },
         Descriptor {
             name: "deployment-controller",
+            service_account: "deployment-controller",
             aliases: &["deployment"],
             init: deployment::init,
         },
         Descriptor {
             name: "endpointslice-controller",
+            service_account: "endpointslice-controller",
             aliases: &["endpointslice"],
             init: endpointslice::init,
         },
         Descriptor {
             name: "endpoints-controller",
+            service_account: "endpoint-controller",
             aliases: &["endpoint"],
             init: endpoints::init,
         },
         Descriptor {
             name: "endpointslice-mirroring-controller",
+            service_account: "endpointslicemirroring-controller",
             aliases: &["endpointslicemirroring"],
             init: endpointslicemirroring::init,
         },
         Descriptor {
             name: "namespace-controller",
+            service_account: "namespace-controller",
             aliases: &["namespace"],
             init: namespace::init,
         },
         Descriptor {
             name: "garbage-collector-controller",
+            service_account: "generic-garbage-collector",
             aliases: &["garbagecollector"],
             init: garbagecollector::init,
         },
         Descriptor {
             name: "job-controller",
+            service_account: "job-controller",
             aliases: &["job"],
             init: job::init,
         },
         Descriptor {
             name: "cronjob-controller",
+            service_account: "cronjob-controller",
             aliases: &["cronjob"],
             init: cronjob::init,
         },
         Descriptor {
             name: "node-lifecycle-controller",
+            service_account: "node-controller",
             aliases: &["nodelifecycle"],
             init: nodelifecycle::init,
         },
         Descriptor {
             name: "taint-eviction-controller",
+            service_account: "node-controller",
             aliases: &[],
             init: taint_eviction::init,
         },
         Descriptor {
             name: "node-ipam-controller",
+            service_account: "node-controller",
             aliases: &["nodeipam"],
             init: nodeipam::init,
         },
         Descriptor {
             name: "ttl-after-finished-controller",
+            service_account: "ttl-after-finished-controller",
             aliases: &["ttl-after-finished"],
             init: ttlafterfinished::init,
         },
         Descriptor {
             name: "pod-garbage-collector-controller",
+            service_account: "pod-garbage-collector",
             aliases: &["podgc"],
             init: podgc::init,
         },
         Descriptor {
             name: "statefulset-controller",
+            service_account: "statefulset-controller",
             aliases: &["statefulset"],
             init: statefulset::init,
         },
         Descriptor {
             name: "daemonset-controller",
+            service_account: "daemon-set-controller",
             aliases: &["daemonset"],
             init: daemonset::init,
         },
         Descriptor {
             name: "resourcequota-controller",
+            service_account: "resourcequota-controller",
             aliases: &["resourcequota"],
             init: resourcequota::init,
         },

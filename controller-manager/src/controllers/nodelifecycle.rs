@@ -1,8 +1,10 @@
 //! Node lifecycle controller: notices nodes that stopped heartbeating (neither their Lease in
 //! `kube-node-lease` nor their Ready condition moved within the grace period), marks their
 //! conditions Unknown and their pods NotReady, and keeps the `not-ready` / `unreachable`
-//! NoSchedule and NoExecute taints in line with the Ready condition. New NoExecute taints are
-//! rate-limited per zone (`--node-eviction-rate`), since they lead to evictions.
+//! NoSchedule and NoExecute taints in line with the Ready condition. New NoExecute taints lead
+//! to evictions, so they are rate-limited per zone by the zone's disruption state (`zones`).
+
+mod zones;
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
@@ -21,6 +23,7 @@ use kube::{
 
 use super::{Context, ControllerError, Running};
 use crate::{events::Recorder, pods};
+use zones::{Settings, Transition, Zones};
 
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -35,27 +38,6 @@ struct Health {
     probed_at: Instant,
     lease_renew: Option<String>,
     ready_heartbeat: Option<String>,
-}
-
-/// A token bucket per zone for adding NoExecute taints.
-struct ZoneLimiter {
-    rate: f64,
-    buckets: HashMap<String, (f64, Instant)>,
-}
-
-impl ZoneLimiter {
-    fn try_take(&mut self, zone: &str) -> bool {
-        let now = Instant::now();
-        let (tokens, last) = self.buckets.entry(zone.to_string()).or_insert((1.0, now));
-        *tokens = (*tokens + last.elapsed().as_secs_f64() * self.rate).min(1.0);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 struct Controller {
@@ -74,25 +56,26 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
         pods: ctx.informers.informer::<Pod>(),
         recorder: ctx.recorder("node-controller"),
     };
+    let o = &ctx.options;
+    let zones = Zones::new(
+        Settings {
+            eviction_rate: o.node_eviction_rate,
+            secondary_eviction_rate: o.secondary_node_eviction_rate,
+            large_cluster_threshold: o.large_cluster_size_threshold,
+            unhealthy_zone_threshold: o.unhealthy_zone_threshold,
+        },
+        &ctx.registry,
+    )?;
     Ok(Box::pin(async move {
         c.nodes.wait_synced().await;
         c.leases.wait_synced().await;
         c.pods.wait_synced().await;
         let mut health: HashMap<String, Health> = HashMap::new();
-        let mut limiter = ZoneLimiter {
-            rate: c.ctx.options.node_eviction_rate,
-            buckets: HashMap::new(),
-        };
+        let mut zones = zones;
         let mut tick = tokio::time::interval(c.ctx.options.node_monitor_period);
         loop {
             tick.tick().await;
-            let nodes = c.nodes.list();
-            health.retain(|name, _| nodes.iter().any(|n| n.name_any() == *name));
-            for node in nodes {
-                if let Err(err) = c.monitor(&node, &mut health, &mut limiter).await {
-                    tracing::warn!(node = %node.name_any(), %err, "monitoring node health");
-                }
-            }
+            c.pass(&mut health, &mut zones).await;
         }
     }))
 }
@@ -106,12 +89,17 @@ fn ready_condition(node: &Node) -> Option<&NodeCondition> {
         .find(|c| c.type_ == "Ready")
 }
 
+/// The zone key: `region:zone`, empty for a node with neither label (as upstream).
 fn zone_of(node: &Node) -> String {
     let labels = node.labels();
+    let (region, zone) = (labels.get(REGION_LABEL), labels.get(ZONE_LABEL));
+    if region.is_none() && zone.is_none() {
+        return String::new();
+    }
     format!(
         "{}:{}",
-        labels.get(REGION_LABEL).map_or("", String::as_str),
-        labels.get(ZONE_LABEL).map_or("", String::as_str)
+        region.map_or("", String::as_str),
+        zone.map_or("", String::as_str)
     )
 }
 
@@ -131,13 +119,50 @@ fn managed(t: &Taint) -> bool {
 }
 
 impl Controller {
+    /// One monitoring pass: every node's health, then the zones' states, then the taints.
+    async fn pass(&self, health: &mut HashMap<String, Health>, zones: &mut Zones) {
+        let listed = self.nodes.list();
+        health.retain(|name, _| listed.iter().any(|n| n.name_any() == *name));
+        let mut nodes = Vec::with_capacity(listed.len());
+        let mut ready_by_zone: HashMap<String, Vec<bool>> = HashMap::new();
+        for node in listed {
+            let node = match self.monitor(&node, health).await {
+                Ok(node) => node,
+                Err(err) => {
+                    tracing::warn!(node = %node.name_any(), %err, "monitoring node health");
+                    (*node).clone()
+                }
+            };
+            let ready = ready_condition(&node).is_some_and(|c| c.status == "True");
+            ready_by_zone.entry(zone_of(&node)).or_default().push(ready);
+            nodes.push(node);
+        }
+        match zones.observe(&ready_by_zone) {
+            Transition::EnteredFullDisruption => tracing::info!(
+                "every node is not Ready; stopping evictions and lifting NoExecute taints"
+            ),
+            Transition::LeftFullDisruption => {
+                tracing::info!("some nodes are Ready again; resuming evictions");
+                for h in health.values_mut() {
+                    h.probed_at = Instant::now();
+                }
+            }
+            Transition::None => {}
+        }
+        for node in nodes {
+            if let Err(err) = self.reconcile_taints(&node, zones).await {
+                tracing::warn!(node = %node.name_any(), %err, "updating node taints");
+            }
+        }
+    }
+
+    /// Marks a node that stopped heartbeating Unknown; returns the node as it now is.
     #[tracing::instrument(skip_all, fields(node = %node.name_any()))]
     async fn monitor(
         &self,
         node: &Node,
         health: &mut HashMap<String, Health>,
-        limiter: &mut ZoneLimiter,
-    ) -> Result<(), ControllerError> {
+    ) -> Result<Node, ControllerError> {
         let name = node.name_any();
         let lease_renew = self
             .leases
@@ -177,7 +202,7 @@ impl Controller {
             );
             self.mark_pods_not_ready(&name).await;
         }
-        self.reconcile_taints(&node, limiter).await
+        Ok(node)
     }
 
     async fn mark_unknown(&self, node: &Node) -> Result<Node, ControllerError> {
@@ -246,11 +271,16 @@ impl Controller {
         }
     }
 
+    /// Brings the managed taints in line with the Ready condition. NoExecute taints are added
+    /// as the zone's rate allows, and lifted while every zone is fully disrupted.
+    #[tracing::instrument(skip_all, fields(node = %node.name_any()))]
     async fn reconcile_taints(
         &self,
         node: &Node,
-        limiter: &mut ZoneLimiter,
+        zones: &mut Zones,
     ) -> Result<(), ControllerError> {
+        let zone = zone_of(node);
+        let evictions_stopped = zones.all_fully_disrupted();
         let ready = ready_condition(node).map(|c| c.status.as_str());
         let current: Vec<Taint> = node
             .spec
@@ -259,11 +289,14 @@ impl Controller {
             .unwrap_or_default();
         let mut taints: Vec<Taint> = current.iter().filter(|t| !managed(t)).cloned().collect();
         for (key, effect) in wanted_taints(ready) {
+            if effect == "NoExecute" && evictions_stopped {
+                continue;
+            }
             if let Some(existing) = current.iter().find(|t| t.key == key && t.effect == effect) {
                 taints.push(existing.clone());
                 continue;
             }
-            if effect == "NoExecute" && !limiter.try_take(&zone_of(node)) {
+            if effect == "NoExecute" && !zones.try_taint(&zone) {
                 tracing::debug!(key, "NoExecute taint delayed by the zone's eviction rate");
                 continue;
             }
@@ -297,7 +330,6 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn taints_follow_the_ready_condition() {
@@ -309,23 +341,5 @@ mod tests {
         assert!(wanted_taints(Some("Unknown"))
             .iter()
             .all(|(k, _)| *k == UNREACHABLE));
-    }
-
-    #[test]
-    fn zone_limiter_allows_one_node_then_waits_for_the_rate() {
-        let mut l = ZoneLimiter {
-            rate: 0.1,
-            buckets: HashMap::new(),
-        };
-        assert!(l.try_take("a"));
-        assert!(!l.try_take("a"));
-        assert!(l.try_take("b"));
-        let mut fast = ZoneLimiter {
-            rate: 1000.0,
-            buckets: HashMap::new(),
-        };
-        assert!(fast.try_take("a"));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(fast.try_take("a"));
     }
 }

@@ -3,27 +3,37 @@
 //! once (Parallel), removed highest ordinal first, and updated by RollingUpdate from the highest
 //! ordinal down to `partition`, one pod at a time. Each template is recorded as a
 //! ControllerRevision, so pods below the partition keep the current revision's template.
+//! Each `volumeClaimTemplates` entry gives every pod its own PersistentVolumeClaim
+//! `<claim>-<set>-<ordinal>`, created before the pod and kept when the pod goes — unless
+//! `persistentVolumeClaimRetentionPolicy` says Delete: the set owns the claims (`whenDeleted`),
+//! or a pod removed by scaling down owns its claims (`whenScaled`), and the garbage collector
+//! removes them with their owner.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use component_base::{
     informer::{key_of, split_key, Informer},
     workqueue::WorkQueue,
 };
-use k8s_openapi::{
-    api::{
-        apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus},
-        core::v1::{Pod, PodTemplateSpec},
+use k8s_openapi::api::{
+    apps::v1::{
+        ControllerRevision, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
+        StatefulSetStatus,
     },
-    apimachinery::pkg::runtime::RawExtension,
+    core::v1::{
+        PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+    },
 };
 use kube::{
-    api::{Api, DeleteParams, ObjectMeta, PostParams},
+    api::{Api, DeleteParams, PostParams},
     ResourceExt,
 };
-use serde_json::json;
 
-use super::{changed, enqueue_changes, Context, ControllerError, Running};
+use super::{changed, enqueue_changes, history, Context, ControllerError, Running};
 use crate::{
     events::Recorder,
     expectations::Expectations,
@@ -31,7 +41,6 @@ use crate::{
     selector,
 };
 
-const REVISION_LABEL: &str = "controller-revision-hash";
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 
@@ -89,6 +98,34 @@ fn ordinal(set: &str, pod: &Pod) -> Option<i32> {
         .ok()
 }
 
+fn claim_templates(set: &StatefulSet) -> Vec<PersistentVolumeClaim> {
+    set.spec
+        .as_ref()
+        .and_then(|s| s.volume_claim_templates.clone())
+        .unwrap_or_default()
+}
+
+/// The claim of pod `ordinal` from `template`: `<claim>-<set>-<ordinal>`, as upstream.
+fn claim_name(template: &PersistentVolumeClaim, set: &StatefulSet, ordinal: i32) -> String {
+    format!(
+        "{}-{}-{ordinal}",
+        template.metadata.name.as_deref().unwrap_or_default(),
+        set.name_any()
+    )
+}
+
+/// Whether the retention policy's field `which` says Delete (the default is Retain).
+fn retention(
+    set: &StatefulSet,
+    which: impl Fn(&StatefulSetPersistentVolumeClaimRetentionPolicy) -> Option<&str>,
+) -> bool {
+    set.spec
+        .as_ref()
+        .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref())
+        .and_then(which)
+        == Some("Delete")
+}
+
 fn running_and_ready(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
         && pods::is_ready(pod)
@@ -99,64 +136,11 @@ fn revision_of(pod: &Pod) -> Option<&str> {
     pod.metadata
         .labels
         .as_ref()?
-        .get(REVISION_LABEL)
+        .get(history::HASH_LABEL)
         .map(String::as_str)
 }
 
 impl Controller {
-    /// The ControllerRevision for the set's current template, created when new.
-    async fn ensure_revision(
-        &self,
-        set: &StatefulSet,
-        owned: &[Arc<ControllerRevision>],
-    ) -> Result<String, ControllerError> {
-        let template = set
-            .spec
-            .as_ref()
-            .map(|s| s.template.clone())
-            .unwrap_or_default();
-        let collisions = set.status.as_ref().and_then(|s| s.collision_count);
-        let name = format!(
-            "{}-{}",
-            set.name_any(),
-            pods::template_hash(&template, collisions)
-        );
-        if owned.iter().any(|r| r.name_any() == name) {
-            return Ok(name);
-        }
-        let revision = owned.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
-        let cr = ControllerRevision {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: set.namespace(),
-                labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
-                owner_references: Some(vec![pods::controller_ref(set)]),
-                ..Default::default()
-            },
-            data: Some(RawExtension(json!({ "spec": { "template": template } }))),
-            revision,
-        };
-        let api: Api<ControllerRevision> = Api::namespaced(
-            self.ctx.client.clone(),
-            &set.namespace().unwrap_or_default(),
-        );
-        match api.create(&PostParams::default(), &cr).await {
-            Ok(_) => Ok(name),
-            Err(e) if pods::is_conflict(&e) => Ok(name),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn template_of(
-        &self,
-        revisions: &[Arc<ControllerRevision>],
-        name: &str,
-    ) -> Option<PodTemplateSpec> {
-        let cr = revisions.iter().find(|r| r.name_any() == name)?;
-        let data = cr.data.as_ref()?;
-        serde_json::from_value(data.0.pointer("/spec/template")?.clone()).ok()
-    }
-
     fn new_pod(
         &self,
         set: &StatefulSet,
@@ -174,10 +158,26 @@ impl Controller {
         pod.metadata.generate_name = None;
         pod.metadata.name = Some(name.clone());
         let labels = pod.metadata.labels.get_or_insert_with(BTreeMap::new);
-        labels.insert(REVISION_LABEL.into(), revision.into());
+        labels.insert(history::HASH_LABEL.into(), revision.into());
         labels.insert(POD_NAME_LABEL.into(), name.clone());
         labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
         if let Some(spec) = pod.spec.as_mut() {
+            let volumes = spec.volumes.get_or_insert_with(Vec::new);
+            for claim in claim_templates(set) {
+                let volume = claim.metadata.name.clone().unwrap_or_default();
+                volumes.retain(|v| v.name != volume);
+                volumes.push(Volume {
+                    name: volume,
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: claim_name(&claim, set, ordinal),
+                        read_only: None,
+                    }),
+                    ..Default::default()
+                });
+            }
+            if volumes.is_empty() {
+                spec.volumes = None;
+            }
             spec.hostname = Some(name);
             spec.subdomain = set
                 .spec
@@ -226,14 +226,17 @@ impl Controller {
                 _ => {}
             }
         }
-        let revisions: Vec<Arc<ControllerRevision>> = self
-            .revisions
-            .list_in(ns)
-            .into_iter()
-            .filter(|r| controller_of(&r.metadata).is_some_and(|o| o.uid == uid))
-            .collect();
-        let update_revision = self.ensure_revision(&set, &revisions).await?;
+        let revisions = history::owned_by(self.revisions.list_in(ns), &uid);
         let status = set.status.clone().unwrap_or_default();
+        let hash = pods::template_hash(&spec.template, status.collision_count);
+        let update_revision = history::ensure(
+            &self.ctx.client,
+            set.as_ref(),
+            &revisions,
+            &spec.template,
+            &hash,
+        )
+        .await?;
         let current_revision = status
             .current_revision
             .clone()
@@ -254,8 +257,10 @@ impl Controller {
             .and_then(|r| r.partition)
             .unwrap_or(0);
         let update_template = spec.template.clone();
-        let current_template = self
-            .template_of(&revisions, &current_revision)
+        let current_template = revisions
+            .iter()
+            .find(|r| r.name_any() == current_revision)
+            .and_then(|r| history::template_of(r))
             .unwrap_or_else(|| update_template.clone());
 
         self.converge(&set, k, &pod_api, &owned, replicas, parallel, |i| {
@@ -278,6 +283,20 @@ impl Controller {
                 }
             }
         }
+
+        let mut live: HashSet<String> = owned
+            .values()
+            .filter_map(|p| revision_of(p).map(String::from))
+            .collect();
+        live.extend([current_revision.clone(), update_revision.clone()]);
+        history::truncate(
+            &self.ctx.client,
+            &revisions,
+            &live,
+            spec.revision_history_limit
+                .unwrap_or(history::DEFAULT_HISTORY_LIMIT),
+        )
+        .await?;
 
         let count = |f: &dyn Fn(&Pod) -> bool| owned.values().filter(|p| f(p)).count() as i32;
         let updated = count(&|p| revision_of(p) == Some(update_revision.as_str()));
@@ -343,6 +362,7 @@ impl Controller {
                     }
                 }
                 None => {
+                    self.ensure_claims(set, i).await?;
                     let (revision, template) = revision_for(i);
                     let pod = self.new_pod(set, i, &revision, &template);
                     self.expectations.expect_creations(k, 1);
@@ -387,9 +407,99 @@ impl Controller {
                 }
                 continue;
             }
+            if retention(set, |p| p.when_scaled.as_deref()) {
+                self.hand_claims_to(set, pod).await?;
+            }
             self.delete(set, k, api, pod).await?;
             if !parallel {
                 return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `pod` (removed by scaling down) an owner of its claims, so they go with it.
+    async fn hand_claims_to(&self, set: &StatefulSet, pod: &Pod) -> Result<(), ControllerError> {
+        let Some(ordinal) = ordinal(&set.name_any(), pod) else {
+            return Ok(());
+        };
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(
+            self.ctx.client.clone(),
+            &set.namespace().unwrap_or_default(),
+        );
+        let mut owner = pods::controller_ref(pod);
+        owner.controller = None;
+        owner.block_owner_deletion = None;
+        for template in claim_templates(set) {
+            let name = claim_name(&template, set, ordinal);
+            let Some(mut claim) = api.get_opt(&name).await? else {
+                continue;
+            };
+            let refs = claim.metadata.owner_references.get_or_insert_with(Vec::new);
+            if refs.iter().any(|r| r.uid == owner.uid) {
+                continue;
+            }
+            refs.push(owner.clone());
+            api.replace(&name, &PostParams::default(), &claim).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates the claims pod `ordinal` mounts, unless they exist. With the retention policy
+    /// `whenDeleted: Delete` the set owns them, so deleting the set removes them.
+    async fn ensure_claims(&self, set: &StatefulSet, ordinal: i32) -> Result<(), ControllerError> {
+        let templates = claim_templates(set);
+        if templates.is_empty() {
+            return Ok(());
+        }
+        let ns = set.namespace().unwrap_or_default();
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let selector_labels = set
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default();
+        let owned_by_set = retention(set, |p| p.when_deleted.as_deref());
+        for template in templates {
+            let name = claim_name(&template, set, ordinal);
+            let mut claim = template.clone();
+            claim.metadata.name = Some(name.clone());
+            claim.metadata.namespace = Some(ns.clone());
+            claim.status = None;
+            claim
+                .metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .extend(selector_labels.clone());
+            if owned_by_set {
+                let mut owner = pods::controller_ref(set);
+                owner.controller = None;
+                owner.block_owner_deletion = None;
+                claim.metadata.owner_references = Some(vec![owner]);
+            }
+            match api.create(&PostParams::default(), &claim).await {
+                Ok(_) => self.recorder.normal(
+                    set,
+                    "SuccessfulCreate",
+                    format!(
+                        "create Claim {name} Pod {}-{ordinal} in StatefulSet {} success",
+                        set.name_any(),
+                        set.name_any()
+                    ),
+                ),
+                Err(e) if pods::is_conflict(&e) => {}
+                Err(e) => {
+                    self.recorder.warning(
+                        set,
+                        "FailedCreate",
+                        format!(
+                            "create Claim {name} for Pod {}-{ordinal} in StatefulSet {} failed error: {e}",
+                            set.name_any(),
+                            set.name_any()
+                        ),
+                    );
+                    return Err(e.into());
+                }
             }
         }
         Ok(())
@@ -424,6 +534,7 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn ordinals_come_from_stable_names() {
@@ -433,5 +544,20 @@ mod tests {
         assert_eq!(ordinal("web", &pod("web-3")), Some(3));
         assert_eq!(ordinal("web", &pod("web-x")), None);
         assert_eq!(ordinal("web", &pod("webby-1")), None);
+    }
+
+    #[test]
+    fn claims_are_named_per_ordinal() {
+        let set: StatefulSet = serde_json::from_value(json!({
+            "metadata": { "name": "web" },
+            "spec": {
+                "selector": { "matchLabels": { "app": "web" } },
+                "template": { "spec": { "containers": [] } },
+                "volumeClaimTemplates": [{ "metadata": { "name": "data" } }],
+            },
+        }))
+        .unwrap();
+        let templates = claim_templates(&set);
+        assert_eq!(claim_name(&templates[0], &set, 2), "data-web-2");
     }
 }

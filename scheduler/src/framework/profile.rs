@@ -370,7 +370,9 @@ impl Profile {
             }
         }
         let mut totals = vec![0i64; feasible.len()];
-        let mut per_node: Vec<Vec<PluginScore>> = vec![Vec::new(); feasible.len()];
+        let mut per_node: Vec<Vec<PluginScore>> = (0..feasible.len())
+            .map(|_| Vec::with_capacity(self.score.len()))
+            .collect();
         let mut raw = vec![0i64; feasible.len()];
         for (plugin, weight) in &self.score {
             if skip.contains(plugin.name()) {
@@ -387,9 +389,8 @@ impl Profile {
                 per_node[i].push(PluginScore {
                     plugin: plugin.name(),
                     raw: raw[i],
-                    normalized: normalized[i],
-                    weight: *weight,
-                    weighted,
+                    normalized: saturate(normalized[i]),
+                    weight: saturate(*weight),
                 });
             }
         }
@@ -398,6 +399,10 @@ impl Profile {
         }
         Ok(totals)
     }
+}
+
+fn saturate(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
 }
 
 /// The highest-scoring node, ties broken uniformly at random (reservoir sampling).

@@ -3,12 +3,12 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use k8s_openapi::{
-    api::core::v1::{Node, Pod, PodAffinityTerm, Taint, Toleration},
-    apimachinery::pkg::apis::meta::v1::LabelSelector,
+    api::core::v1::{Node, Pod, PodAffinityTerm, PodSpec, PodStatus, Taint, Toleration, Volume},
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 
 use crate::{
@@ -33,8 +33,35 @@ impl HostPort {
     }
 }
 
+/// The pods a label selector picks within some namespaces: what PodTopologySpread and
+/// InterPodAffinity count per node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodSelector {
+    pub namespaces: HashSet<String>,
+    pub all_namespaces: bool,
+    pub selector: LabelSelector,
+    /// PodTopologySpread leaves terminating pods out of its counts.
+    pub skip_terminating: bool,
+}
+
+impl PodSelector {
+    pub fn matches(&self, pod: &PodInfo) -> bool {
+        (self.all_namespaces || self.namespaces.contains(&pod.namespace))
+            && !(self.skip_terminating && pod.is_terminating())
+            && label_selector_matches(&self.selector, &pod.labels)
+    }
+}
+
+/// How many selectors the nodes count incrementally; others are matched pod by pod.
+pub const MAX_COUNTED_SELECTORS: usize = 64;
+
+/// The selectors every node keeps counts for, so that a PreFilter reads one number per node
+/// instead of matching every pod in the cluster every cycle (upstream precomputes the same
+/// per-domain counts in PreFilter). Append-only; the cache adds the selectors plugins ask for.
+pub type CountedSelectors = Arc<Vec<PodSelector>>;
+
 /// A pod (anti-)affinity term with its namespaces resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AffinityTerm {
     pub namespaces: HashSet<String>,
     /// An empty `namespaceSelector` selects every namespace.
@@ -61,6 +88,16 @@ impl AffinityTerm {
             topology_key: term.topology_key.clone(),
             weight,
         }
+    }
+
+    /// The pods this term selects, for counting; `None` when it selects none.
+    pub fn pod_selector(&self) -> Option<PodSelector> {
+        Some(PodSelector {
+            namespaces: self.namespaces.clone(),
+            all_namespaces: self.all_namespaces,
+            selector: self.selector.clone()?,
+            skip_terminating: false,
+        })
     }
 
     /// Whether `pod` is one of the pods this term selects.
@@ -193,6 +230,49 @@ impl PodInfo {
         }
     }
 
+    /// A pod bound to a node, as the cache keeps it: the derived facts plus only the parts of
+    /// the object that are read about pods already placed (identity for events and deletion,
+    /// labels, termination, inline disks), so that thousands of bound pods stay small.
+    pub fn bound(pod: Pod) -> PodInfo {
+        let mut info = PodInfo::new(Arc::new(pod));
+        let full = &info.pod;
+        let meta = &full.metadata;
+        let spec = full.spec.as_ref();
+        let disks: Vec<Volume> = spec
+            .and_then(|s| s.volumes.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|v| crate::plugins::volume_restrictions::has_disk(v))
+            .cloned()
+            .collect();
+        let trimmed = Pod {
+            metadata: ObjectMeta {
+                name: meta.name.clone(),
+                namespace: meta.namespace.clone(),
+                uid: meta.uid.clone(),
+                resource_version: meta.resource_version.clone(),
+                labels: meta.labels.clone(),
+                deletion_timestamp: meta.deletion_timestamp.clone(),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: spec.and_then(|s| s.node_name.clone()),
+                scheduler_name: spec.and_then(|s| s.scheduler_name.clone()),
+                priority: spec.and_then(|s| s.priority),
+                volumes: (!disks.is_empty()).then_some(disks),
+                ..Default::default()
+            }),
+            status: full.status.as_ref().map(|s| PodStatus {
+                phase: s.phase.clone(),
+                ..Default::default()
+            }),
+        };
+        info.pod = Arc::new(trimmed);
+        info.tolerations = Vec::new();
+        info.images = Vec::new();
+        info
+    }
+
     pub fn has_affinity(&self) -> bool {
         !(self.required_affinity.is_empty()
             && self.required_anti_affinity.is_empty()
@@ -261,6 +341,13 @@ pub struct NodeInfo {
     pub used_ports: Vec<HostPort>,
     /// Image name -> size in bytes, from `status.images`.
     pub images: HashMap<String, i64>,
+    /// The selectors `counts` is kept for.
+    counted: CountedSelectors,
+    /// Per counted selector, how many of `pods` it matches.
+    counts: Vec<i64>,
+    /// The distinct required anti-affinity terms of `pods`, with how many pods carry each, so
+    /// that each is matched against an incoming pod once per node rather than once per pod.
+    anti_affinity: Vec<(AffinityTerm, i64)>,
 }
 
 impl NodeInfo {
@@ -295,7 +382,58 @@ impl NodeInfo {
             .unwrap_or(&[])
     }
 
+    /// Counts pods for `selectors` from now on.
+    pub fn set_counted(&mut self, selectors: CountedSelectors) {
+        self.counts = selectors
+            .iter()
+            .map(|s| self.pods.iter().filter(|p| s.matches(p)).count() as i64)
+            .collect();
+        self.counted = selectors;
+    }
+
+    /// How many pods here `selector` matches; `id` is its index in the snapshot's counted
+    /// selectors, when it has one.
+    pub fn count(
+        &self,
+        selector: &PodSelector,
+        id: Option<usize>,
+        counted: &CountedSelectors,
+    ) -> i64 {
+        match id {
+            Some(i) if Arc::ptr_eq(&self.counted, counted) && i < self.counts.len() => {
+                self.counts[i]
+            }
+            _ => self.pods.iter().filter(|p| selector.matches(p)).count() as i64,
+        }
+    }
+
+    fn update_counts(&mut self, pod: &PodInfo, delta: i64) {
+        for (s, c) in self.counted.iter().zip(self.counts.iter_mut()) {
+            if s.matches(pod) {
+                *c += delta;
+            }
+        }
+        for term in &pod.required_anti_affinity {
+            match self.anti_affinity.iter().position(|(t, _)| t == term) {
+                Some(i) => {
+                    self.anti_affinity[i].1 += delta;
+                    if self.anti_affinity[i].1 <= 0 {
+                        self.anti_affinity.swap_remove(i);
+                    }
+                }
+                None if delta > 0 => self.anti_affinity.push((term.clone(), delta)),
+                None => {}
+            }
+        }
+    }
+
+    /// The distinct required anti-affinity terms of the pods here, with their pod counts.
+    pub fn anti_affinity_terms(&self) -> &[(AffinityTerm, i64)] {
+        &self.anti_affinity
+    }
+
     pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
+        self.update_counts(&pod, 1);
         self.requested.add(&pod.requests);
         self.non_zero_requested.add(&pod.non_zero_requests);
         self.used_ports.extend(pod.host_ports.iter().cloned());
@@ -308,6 +446,7 @@ impl NodeInfo {
             return false;
         };
         let pod = self.pods.swap_remove(i);
+        self.update_counts(&pod, -1);
         self.requested.sub(&pod.requests);
         self.non_zero_requested.sub(&pod.non_zero_requests);
         for port in &pod.host_ports {
@@ -327,4 +466,29 @@ pub struct Snapshot {
     pub image_nodes: Arc<HashMap<String, usize>>,
     /// Indices of nodes with pods that have (anti-)affinity terms.
     pub nodes_with_affinity_pods: Arc<Vec<usize>>,
+    /// The selectors every node of `nodes` counts.
+    pub counted: CountedSelectors,
+    /// Selectors plugins asked to have counted, for the cache to add before the next cycle.
+    pub wanted: Arc<Mutex<Vec<PodSelector>>>,
+}
+
+impl Snapshot {
+    /// The index of `selector` among the counted ones; otherwise asks for it to be counted from
+    /// the next cycle on.
+    pub fn counted_id(&self, selector: &PodSelector) -> Option<usize> {
+        let id = self.counted.iter().position(|s| s == selector);
+        if id.is_none() && self.counted.len() < MAX_COUNTED_SELECTORS {
+            if let Ok(mut wanted) = self.wanted.lock() {
+                if !wanted.contains(selector) {
+                    wanted.push(selector.clone());
+                }
+            }
+        }
+        id
+    }
+
+    /// How many pods on `node` `selector` matches (`id` from `counted_id`).
+    pub fn count(&self, node: &NodeInfo, selector: &PodSelector, id: Option<usize>) -> i64 {
+        node.count(selector, id, &self.counted)
+    }
 }

@@ -17,7 +17,24 @@ const ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
 /// (upstream's `hardPodAffinityWeight` default).
 const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 
-type TopologyCounts = HashMap<(String, String), i64>;
+/// Topology key -> domain value -> count; nested so lookups borrow instead of allocating.
+type TopologyCounts = HashMap<String, HashMap<String, i64>>;
+
+fn count_in(counts: &TopologyCounts, node: &NodeInfo, key: &str) -> i64 {
+    node.labels
+        .get(key)
+        .and_then(|v| counts.get(key)?.get(v))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Sum over every topology key in `counts` of the node's domain count.
+fn sum_for_node(counts: &TopologyCounts, node: &NodeInfo) -> i64 {
+    counts
+        .iter()
+        .filter_map(|(key, values)| values.get(node.labels.get(key)?))
+        .sum()
+}
 
 #[derive(Default)]
 struct FilterState {
@@ -33,10 +50,18 @@ struct ScoreState {
 pub struct InterPodAffinity;
 
 fn add_for_term(counts: &mut TopologyCounts, term: &AffinityTerm, node: &NodeInfo, delta: i64) {
-    if let Some(value) = node.labels.get(&term.topology_key) {
-        *counts
-            .entry((term.topology_key.clone(), value.clone()))
-            .or_insert(0) += delta;
+    let Some(value) = node.labels.get(&term.topology_key) else {
+        return;
+    };
+    let values = match counts.get_mut(&term.topology_key) {
+        Some(values) => values,
+        None => counts.entry(term.topology_key.clone()).or_default(),
+    };
+    match values.get_mut(value) {
+        Some(c) => *c += delta,
+        None => {
+            values.insert(value.clone(), delta);
+        }
     }
 }
 
@@ -67,30 +92,29 @@ impl Plugin for InterPodAffinity {
         let mut s = FilterState::default();
         for &i in snapshot.nodes_with_affinity_pods.iter() {
             let node = &snapshot.nodes[i];
-            for existing in &node.pods {
-                for term in &existing.required_anti_affinity {
-                    if term.matches(pod) {
-                        add_for_term(&mut s.existing_anti_affinity, term, node, 1);
-                    }
+            for (term, pods) in node.anti_affinity_terms() {
+                if term.matches(pod) {
+                    add_for_term(&mut s.existing_anti_affinity, term, node, *pods);
                 }
             }
         }
-        if !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty() {
-            for node in &snapshot.nodes {
-                for existing in &node.pods {
-                    for term in &pod.required_affinity {
-                        if term.matches(existing) {
-                            add_for_term(&mut s.affinity, term, node, 1);
-                        }
-                    }
-                    for term in &pod.required_anti_affinity {
-                        if term.matches(existing) {
-                            add_for_term(&mut s.anti_affinity, term, node, 1);
-                        }
+        // The pods the incoming pod's terms select, per domain, from the nodes' counts.
+        let terms = |terms: &[AffinityTerm], counts: &mut TopologyCounts| {
+            for term in terms {
+                let Some(selector) = term.pod_selector() else {
+                    continue;
+                };
+                let id = snapshot.counted_id(&selector);
+                for node in &snapshot.nodes {
+                    let n = snapshot.count(node, &selector, id);
+                    if n > 0 {
+                        add_for_term(counts, term, node, n);
                     }
                 }
             }
-        }
+        };
+        terms(&pod.required_affinity, &mut s.affinity);
+        terms(&pod.required_anti_affinity, &mut s.anti_affinity);
         if s.existing_anti_affinity.is_empty()
             && pod.required_affinity.is_empty()
             && pod.required_anti_affinity.is_empty()
@@ -105,20 +129,14 @@ impl Plugin for InterPodAffinity {
         let Some(s) = state.read::<FilterState>(NAME) else {
             return Err(Status::error("InterPodAffinity: no PreFilter state"));
         };
-        let count = |counts: &TopologyCounts, key: &str| {
+        let count = |counts: &TopologyCounts, key: &str| count_in(counts, node, key);
+        let existing_conflict = s.existing_anti_affinity.iter().any(|(key, values)| {
             node.labels
                 .get(key)
-                .and_then(|v| counts.get(&(key.to_string(), v.clone())))
-                .copied()
-                .unwrap_or(0)
-        };
-        if !s.existing_anti_affinity.is_empty()
-            && node.labels.iter().any(|(k, v)| {
-                s.existing_anti_affinity
-                    .get(&(k.clone(), v.clone()))
-                    .is_some_and(|c| *c > 0)
-            })
-        {
+                .and_then(|v| values.get(v))
+                .is_some_and(|c| *c > 0)
+        });
+        if existing_conflict {
             return Err(Status::unschedulable(EXISTING_ANTI_AFFINITY));
         }
         if pod
@@ -217,11 +235,7 @@ impl Plugin for InterPodAffinity {
         let Some(s) = state.read::<ScoreState>(NAME) else {
             return Err(Status::error("InterPodAffinity: no PreScore state"));
         };
-        Ok(node
-            .labels
-            .iter()
-            .filter_map(|(k, v)| s.topology_scores.get(&(k.clone(), v.clone())))
-            .sum())
+        Ok(sum_for_node(&s.topology_scores, node))
     }
 
     fn normalize(&self, _: &CycleState, _: &PodInfo, scores: &mut [i64]) {

@@ -2,17 +2,20 @@
 //! domains. DoNotSchedule constraints filter (skew must stay within maxSkew), ScheduleAnyway
 //! constraints score (fewer matching pods in the domain is better).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use k8s_openapi::{
     api::core::v1::TopologySpreadConstraint,
-    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
+    apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement,
 };
 
 use crate::{
     framework::{
-        ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo, PreFilterResult,
-        Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
+        types::PodSelector, ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin,
+        PodInfo, PreFilterResult, Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
     },
     selectors::{label_selector_matches, node_selector_term_matches},
 };
@@ -27,7 +30,8 @@ const HOSTNAME: &str = "kubernetes.io/hostname";
 struct Constraint {
     max_skew: i64,
     key: String,
-    selector: LabelSelector,
+    /// The pods the constraint counts: its selector, in the pod's namespace.
+    pods: PodSelector,
     min_domains: i64,
 }
 
@@ -57,7 +61,12 @@ fn constraints(pod: &PodInfo, action: &str) -> Vec<Constraint> {
             Constraint {
                 max_skew: i64::from(c.max_skew),
                 key: c.topology_key.clone(),
-                selector,
+                pods: PodSelector {
+                    namespaces: HashSet::from([pod.namespace.clone()]),
+                    all_namespaces: false,
+                    selector,
+                    skip_terminating: true,
+                },
                 min_domains: i64::from(c.min_domains.unwrap_or(1)),
             }
         })
@@ -89,15 +98,14 @@ fn honors_node_affinity(pod: &PodInfo, node: &NodeInfo) -> bool {
     }
 }
 
-fn count_matching(node: &NodeInfo, pod: &PodInfo, selector: &LabelSelector) -> i64 {
-    node.pods
-        .iter()
-        .filter(|p| {
-            p.namespace == pod.namespace
-                && !p.is_terminating()
-                && label_selector_matches(selector, &p.labels)
-        })
-        .count() as i64
+/// Adds to a domain's count, allocating the key only for a new domain.
+fn add(counts: &mut HashMap<String, i64>, value: &str, n: i64) {
+    match counts.get_mut(value) {
+        Some(c) => *c += n,
+        None => {
+            counts.insert(value.to_string(), n);
+        }
+    }
 }
 
 fn has_keys(node: &NodeInfo, cs: &[Constraint]) -> bool {
@@ -148,14 +156,15 @@ impl Plugin for PodTopologySpread {
         if cs.is_empty() {
             return Ok(PreFilterResult::Skip);
         }
+        let ids: Vec<Option<usize>> = cs.iter().map(|c| snapshot.counted_id(&c.pods)).collect();
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
         for node in &snapshot.nodes {
             if !has_keys(node, &cs) || !honors_node_affinity(pod, node) {
                 continue;
             }
             for (i, c) in cs.iter().enumerate() {
-                let value = node.labels.get(&c.key).cloned().unwrap_or_default();
-                *counts[i].entry(value).or_insert(0) += count_matching(node, pod, &c.selector);
+                let value = node.labels.get(&c.key).map_or("", String::as_str);
+                add(&mut counts[i], value, snapshot.count(node, &c.pods, ids[i]));
             }
         }
         let min = cs
@@ -191,7 +200,7 @@ impl Plugin for PodTopologySpread {
                     reasons: vec![MISSING_LABEL.into()],
                 });
             };
-            let self_match = i64::from(label_selector_matches(&c.selector, &pod.labels));
+            let self_match = i64::from(label_selector_matches(&c.pods.selector, &pod.labels));
             let matching = s.counts[i].get(value).copied().unwrap_or(0);
             if matching + self_match - s.min[i] > c.max_skew {
                 return Err(Status::unschedulable(SKEW));
@@ -220,17 +229,18 @@ impl Plugin for PodTopologySpread {
                 }
             }
         }
+        let ids: Vec<Option<usize>> = cs.iter().map(|c| snapshot.counted_id(&c.pods)).collect();
         for node in &snapshot.nodes {
             if !has_keys(node, &cs) || !honors_node_affinity(pod, node) {
                 continue;
             }
             for (i, c) in cs.iter().enumerate() {
-                let value = node.labels.get(&c.key).cloned().unwrap_or_default();
+                let value = node.labels.get(&c.key).map_or("", String::as_str);
                 // Per-node domains count only the feasible nodes.
-                if c.key == HOSTNAME && !domains[i].contains(value.as_str()) {
+                if c.key == HOSTNAME && !domains[i].contains(value) {
                     continue;
                 }
-                *counts[i].entry(value).or_insert(0) += count_matching(node, pod, &c.selector);
+                add(&mut counts[i], value, snapshot.count(node, &c.pods, ids[i]));
             }
         }
         let weights = domains

@@ -21,7 +21,8 @@ fn volumes(pod: &PodInfo) -> &[Volume] {
         .unwrap_or(&[])
 }
 
-fn has_disk(v: &Volume) -> bool {
+/// Whether the volume is an inline disk this plugin guards.
+pub fn has_disk(v: &Volume) -> bool {
     v.gce_persistent_disk.is_some()
         || v.aws_elastic_block_store.is_some()
         || v.rbd.is_some()

@@ -1,9 +1,12 @@
-//! Cron schedules as CronJobs write them: five fields (minute, hour, day of month, month, day
-//! of week) with `*`, `?`, lists, ranges, steps and month/day names, or the `@hourly`-style
-//! descriptors; evaluated in the CronJob's time zone. When both day fields are restricted a
-//! day matches if either does, as in classic cron.
+//! Cron schedules as CronJobs write them (what upstream's standard cron parser accepts): five
+//! fields (minute, hour, day of month, month, day of week) with `*`, `?`, lists, ranges, steps
+//! and month/day names, the `@hourly`-style descriptors, or `@every <duration>` (a constant
+//! interval after the previous activation); evaluated in the CronJob's time zone. When both day
+//! fields are restricted a day matches if either does, as in classic cron.
 
-use jiff::{civil::DateTime, tz::TimeZone, Timestamp, ToSpan, Zoned};
+use std::time::Duration;
+
+use jiff::{civil::DateTime, tz::TimeZone, SignedDuration, Timestamp, ToSpan, Zoned};
 
 /// Why a schedule cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +30,15 @@ impl Field {
 
 /// A parsed schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schedule {
+pub enum Schedule {
+    Fields(Fields),
+    /// `@every <duration>`, in whole seconds (at least one).
+    Every(Duration),
+}
+
+/// The five cron fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
     minute: Field,
     hour: Field,
     dom: Field,
@@ -100,6 +111,31 @@ impl Schedule {
             schedule: text.to_string(),
             reason,
         };
+        if let Some(interval) = text.trim().strip_prefix("@every ") {
+            let d = component_base::component_config::parse_duration(interval.trim())
+                .map_err(|e| err(e.to_string()))?;
+            // As upstream's parser: whole seconds, at least one.
+            return Ok(Schedule::Every(Duration::from_secs(d.as_secs().max(1))));
+        }
+        Fields::parse(text).map(Schedule::Fields).map_err(err)
+    }
+
+    /// The first activation strictly after `after`, in `tz`; `None` if none within five years.
+    pub fn next(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        match self {
+            Schedule::Fields(fields) => fields.next(after, tz),
+            Schedule::Every(interval) => {
+                let whole = Timestamp::from_second(after.as_second()).ok()?;
+                whole
+                    .checked_add(SignedDuration::try_from(*interval).ok()?)
+                    .ok()
+            }
+        }
+    }
+}
+
+impl Fields {
+    fn parse(text: &str) -> Result<Fields, String> {
         let expanded = match text.trim() {
             "@yearly" | "@annually" => "0 0 1 1 *",
             "@monthly" => "0 0 1 * *",
@@ -110,18 +146,18 @@ impl Schedule {
         };
         let parts: Vec<&str> = expanded.split_whitespace().collect();
         if parts.len() != 5 {
-            return Err(err(format!("expected 5 fields, found {}", parts.len())));
+            return Err(format!("expected 5 fields, found {}", parts.len()));
         }
-        let mut dow = field(parts[4], 0, 7, DAYS, 0).map_err(err)?;
+        let mut dow = field(parts[4], 0, 7, DAYS, 0)?;
         // 7 is Sunday too.
         if dow.allowed & (1 << 7) != 0 {
             dow.allowed = (dow.allowed & !(1 << 7)) | 1;
         }
-        Ok(Schedule {
-            minute: field(parts[0], 0, 59, &[], 0).map_err(err)?,
-            hour: field(parts[1], 0, 23, &[], 0).map_err(err)?,
-            dom: field(parts[2], 1, 31, &[], 0).map_err(err)?,
-            month: field(parts[3], 1, 12, MONTHS, 1).map_err(err)?,
+        Ok(Fields {
+            minute: field(parts[0], 0, 59, &[], 0)?,
+            hour: field(parts[1], 0, 23, &[], 0)?,
+            dom: field(parts[2], 1, 31, &[], 0)?,
+            month: field(parts[3], 1, 12, MONTHS, 1)?,
             dow,
         })
     }
@@ -136,8 +172,7 @@ impl Schedule {
         }
     }
 
-    /// The first activation strictly after `after`, in `tz`; `None` if none within five years.
-    pub fn next(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+    fn next(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         let start = after.to_zoned(tz.clone()).datetime();
         // Whole minutes only: the next candidate is the start of the following minute.
         let mut t = start
@@ -225,6 +260,17 @@ mod tests {
             either_day.next(ts("2026-01-10T00:00:00Z"), &utc),
             Some(ts("2026-01-13T00:00:00Z"))
         );
+        let every = Schedule::parse("@every 1m30s").unwrap();
+        assert_eq!(every, Schedule::Every(Duration::from_secs(90)));
+        assert_eq!(
+            every.next(ts("2026-01-01T10:07:30.250Z"), &utc),
+            Some(ts("2026-01-01T10:09:00Z"))
+        );
+        assert_eq!(
+            Schedule::parse("@every 10ms").unwrap(),
+            Schedule::Every(Duration::from_secs(1))
+        );
+        assert!(Schedule::parse("@every soon").is_err());
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("* * *").is_err());
     }

@@ -1,6 +1,6 @@
 //! `podFailurePolicy`: the first rule matching a failed pod (by container exit codes or pod
-//! conditions) decides whether the failure fails the Job, is ignored, or counts against
-//! `backoffLimit`.
+//! conditions) decides whether the failure fails the Job, fails its index (with
+//! `backoffLimitPerIndex`), is ignored, or counts against the backoff limits.
 
 use k8s_openapi::api::{
     batch::v1::{PodFailurePolicy, PodFailurePolicyRule},
@@ -11,6 +11,7 @@ use k8s_openapi::api::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     FailJob,
+    FailIndex,
     Ignore,
     Count,
 }
@@ -58,6 +59,7 @@ pub fn judge(policy: Option<&PodFailurePolicy>, pod: &Pod) -> Verdict {
         if exit_codes_match(rule, pod) || conditions_match(rule, pod) {
             return match rule.action.as_str() {
                 "FailJob" => Verdict::FailJob,
+                "FailIndex" => Verdict::FailIndex,
                 "Ignore" => Verdict::Ignore,
                 _ => Verdict::Count,
             };
@@ -76,6 +78,7 @@ mod tests {
         let policy: PodFailurePolicy = serde_json::from_value(json!({ "rules": [
             { "action": "Ignore", "onPodConditions": [{ "type": "DisruptionTarget", "status": "True" }] },
             { "action": "FailJob", "onExitCodes": { "operator": "In", "values": [42] } },
+            { "action": "FailIndex", "onExitCodes": { "operator": "In", "values": [43] } },
         ]}))
         .unwrap();
         let pod = |code: i32, disrupted: bool| -> Pod {
@@ -89,6 +92,7 @@ mod tests {
         };
         assert_eq!(judge(Some(&policy), &pod(42, false)), Verdict::FailJob);
         assert_eq!(judge(Some(&policy), &pod(42, true)), Verdict::Ignore);
+        assert_eq!(judge(Some(&policy), &pod(43, false)), Verdict::FailIndex);
         assert_eq!(judge(Some(&policy), &pod(1, false)), Verdict::Count);
         assert_eq!(judge(None, &pod(42, false)), Verdict::Count);
     }

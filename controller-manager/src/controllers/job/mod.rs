@@ -1,11 +1,14 @@
 //! Job controller: runs pods until `completions` succeed (or, Indexed, until every index has),
 //! at most `parallelism` at a time; retries failures with exponential backoff up to
-//! `backoffLimit`, honours `activeDeadlineSeconds`, `suspend` and `podFailurePolicy`, and
-//! tracks finished pods with a finalizer so that none is counted twice: a finished pod is first
-//! recorded in `uncountedTerminatedPods`, then released, then counted.
+//! `backoffLimit` (Indexed: also per index, `per_index`), honours `activeDeadlineSeconds`,
+//! `suspend`, `podFailurePolicy` and `successPolicy`, and tracks finished pods with a finalizer
+//! so that none is counted twice: a finished pod is first recorded in
+//! `uncountedTerminatedPods`, then released, then counted.
 
 mod failure_policy;
 mod indexes;
+mod per_index;
+mod success_policy;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -42,7 +45,8 @@ pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 const BACKOFF_BASE: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(360);
 
-/// Failures seen since the last success, for the pod re-creation backoff.
+/// Failures seen since the last success, for the pod re-creation backoff: per Job, or per
+/// index with `backoffLimitPerIndex` (see `backoff_key`).
 #[derive(Clone, Copy)]
 struct Backoff {
     failures: u32,
@@ -88,6 +92,14 @@ pub fn init(ctx: &Arc<Context>) -> Result<Running, ControllerError> {
             })
             .await;
     }))
+}
+
+/// The backoff a failure counts toward: Job `k`'s, or with per-index backoff its `index`'s.
+fn backoff_key(k: &str, index: Option<i32>) -> String {
+    match index {
+        Some(i) => format!("{k}#{i}"),
+        None => k.to_string(),
+    }
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -207,10 +219,11 @@ impl Controller {
         let Some(job) = self.jobs.get(k) else {
             // The Job is gone: its pods must not stay pinned by the tracking finalizer.
             self.expectations.delete(k);
+            let per_index = format!("{k}#");
             self.backoff
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(k);
+                .retain(|key, _| key != k && !key.starts_with(&per_index));
             for pod in owned_by(None).iter().filter(|p| has_finalizer(p)) {
                 self.remove_finalizer(&pod_api, pod).await?;
             }
@@ -229,13 +242,14 @@ impl Controller {
         }
         let spec = job.spec.clone().unwrap_or_default();
         let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+        let per_index_limit = spec.backoff_limit_per_index.filter(|_| indexed);
         let mut status = job.status.clone().unwrap_or_default();
 
         // 1. Record newly finished pods as uncounted (persisted before their finalizer goes).
         let mut uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
         let mut fail_reason: Option<(&str, String)> = None;
         let mut ignored = Vec::new();
-        let mut new_failures = 0;
+        let mut failed_keys = Vec::new();
         let mut new_successes = 0;
         for pod in pods.iter().filter(|p| has_finalizer(p) && finished(p)) {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -260,17 +274,20 @@ impl Controller {
                         fail_reason = Some(("PodFailurePolicy", format!("Container of pod {} matched a FailJob rule of the pod failure policy", pod.name_any())));
                     }
                     uncounted.failed.get_or_insert_with(Vec::new).push(uid);
-                    new_failures += 1;
+                    failed_keys.push(backoff_key(
+                        k,
+                        per_index_limit.and_then(|_| indexes::of(pod)),
+                    ));
                 }
             }
         }
         if Some(&uncounted) != status.uncounted_terminated_pods.as_ref()
-            && (new_failures + new_successes) > 0
+            && (failed_keys.len() + new_successes) > 0
         {
             status.uncounted_terminated_pods = Some(uncounted.clone());
             job = self.write_status(&job_api, &job, status.clone()).await?;
         }
-        self.note_outcomes(k, new_failures, new_successes);
+        self.note_outcomes(k, &failed_keys, new_successes);
 
         // 2. Release every recorded pod, then 3. count them.
         let recorded: Vec<&String> = uncounted
@@ -305,6 +322,17 @@ impl Controller {
         status.uncounted_terminated_pods = Some(UncountedTerminatedPods::default());
         if indexed {
             status.completed_indexes = Some(indexes::format(&completed));
+        }
+        let mut failed_indexes = BTreeSet::new();
+        if let Some(limit) = per_index_limit {
+            failed_indexes = indexes::parse(status.failed_indexes.as_deref());
+            failed_indexes.extend(per_index::failed_indexes(
+                &pods,
+                spec.pod_failure_policy.as_ref(),
+                limit,
+                spec.completions.unwrap_or(0),
+            ));
+            status.failed_indexes = Some(indexes::format(&failed_indexes));
         }
 
         // Decide the job's fate.
@@ -343,10 +371,30 @@ impl Controller {
                 requeue = Some(Duration::from_secs(left.max(1) as u64));
             }
         }
-        let success = match (indexed, completions) {
+        if let (None, Some(_), Some(c)) = (&fail_reason, per_index_limit, completions) {
+            let failed = failed_indexes.len() as i32;
+            if spec.max_failed_indexes.is_some_and(|max| failed > max) {
+                fail_reason = Some((
+                    "MaxFailedIndexesExceeded",
+                    "Job has exceeded the specified maximal number of failed indexes".into(),
+                ));
+            } else if failed > 0 && failed + completed.len() as i32 >= c {
+                fail_reason = Some(("FailedIndexes", "Job has failed indexes".into()));
+            }
+        }
+        // What success means: a successPolicy rule holding, else every completion reached.
+        const REACHED: &str = "Reached expected number of succeeded pods";
+        let by_policy = completions
+            .filter(|_| indexed)
+            .and_then(|c| success_policy::matched(spec.success_policy.as_ref(), c, &completed));
+        let reached = match (indexed, completions) {
             (true, Some(c)) => completed.len() as i32 >= c,
             (_, Some(c)) => succeeded >= c,
             (_, None) => succeeded > 0 && active.is_empty(),
+        };
+        let success = match by_policy {
+            Some(message) => Some(("SuccessPolicy", message)),
+            None => reached.then(|| ("CompletionsReached", REACHED.to_string())),
         };
 
         let mut active_count = active.len() as i32;
@@ -357,23 +405,11 @@ impl Controller {
                 set_condition(&mut status, "Failed", "True", reason, message);
                 self.recorder.warning(&job, reason, message.clone());
             }
-        } else if success {
-            set_condition(
-                &mut status,
-                "SuccessCriteriaMet",
-                "True",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-            );
+        } else if let Some((reason, message)) = success {
+            set_condition(&mut status, "SuccessCriteriaMet", "True", reason, &message);
             active_count -= self.delete_pods(k, &job, &pod_api, &active).await?;
             if active_count == 0 {
-                set_condition(
-                    &mut status,
-                    "Complete",
-                    "True",
-                    "CompletionsReached",
-                    "Reached expected number of succeeded pods",
-                );
+                set_condition(&mut status, "Complete", "True", reason, &message);
                 status.completion_time = Some(Time(now));
                 self.recorder
                     .normal(&job, "Completed", "Job completed".into());
@@ -403,8 +439,9 @@ impl Controller {
                 status.start_time = Some(Time(now));
                 self.recorder.normal(&job, "Resumed", "Job resumed".into());
             }
+            let finished: BTreeSet<i32> = completed.union(&failed_indexes).copied().collect();
             let (delta, wait) = self
-                .manage_pods(k, &job, &pod_api, &active, succeeded, &completed)
+                .manage_pods(k, &job, &pod_api, &pods, &active, succeeded, &finished)
                 .await?;
             active_count += delta;
             requeue = match (requeue, wait) {
@@ -419,25 +456,26 @@ impl Controller {
         Ok(requeue)
     }
 
-    fn note_outcomes(&self, k: &str, failures: u32, successes: u32) {
+    /// Records this sync's new failures (by backoff key) and successes of Job `k`.
+    fn note_outcomes(&self, k: &str, failed_keys: &[String], successes: usize) {
         let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         if successes > 0 {
             backoff.remove(k);
         }
-        if failures > 0 {
-            let entry = backoff.entry(k.to_string()).or_insert(Backoff {
+        for key in failed_keys {
+            let entry = backoff.entry(key.clone()).or_insert(Backoff {
                 failures: 0,
                 last: Instant::now(),
             });
-            entry.failures += failures;
+            entry.failures += 1;
             entry.last = Instant::now();
         }
     }
 
-    /// How long new pods must still wait after recent failures.
-    fn backoff_left(&self, k: &str) -> Option<Duration> {
+    /// How long new pods (under backoff `key`) must still wait after recent failures.
+    fn backoff_left(&self, key: &str) -> Option<Duration> {
         let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-        let b = backoff.get(k)?;
+        let b = backoff.get(key)?;
         let delay = BACKOFF_BASE
             .checked_mul(2u32.saturating_pow(b.failures.saturating_sub(1)))
             .map_or(BACKOFF_MAX, |d| d.min(BACKOFF_MAX));
@@ -445,21 +483,29 @@ impl Controller {
     }
 
     /// Creates missing pods and deletes surplus ones; returns the change in active pods and,
-    /// when backoff delayed creations, when to look again.
+    /// when backoff delayed creations, when to look again. `finished` holds the indexes that
+    /// need no more pods (succeeded, or failed for good).
+    #[allow(clippy::too_many_arguments)]
     async fn manage_pods(
         &self,
         k: &str,
         job: &Job,
         api: &Api<Pod>,
+        pods: &[Arc<Pod>],
         active: &[Arc<Pod>],
         succeeded: i32,
-        completed: &BTreeSet<i32>,
+        finished: &BTreeSet<i32>,
     ) -> Result<(i32, Option<Duration>), ControllerError> {
         let spec = job.spec.clone().unwrap_or_default();
         let parallelism = spec.parallelism.unwrap_or(1).max(0);
         let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+        let done = if indexed {
+            finished.len() as i32
+        } else {
+            succeeded
+        };
         let want = match spec.completions {
-            Some(c) => parallelism.min(c - succeeded).max(0),
+            Some(c) => parallelism.min(c - done).max(0),
             None if succeeded > 0 => 0,
             None => parallelism,
         };
@@ -475,15 +521,31 @@ impl Controller {
         if current == want {
             return Ok((0, None));
         }
-        if let Some(wait) = self.backoff_left(k) {
-            return Ok((0, Some(wait)));
+        let per_index = spec.backoff_limit_per_index.is_some() && indexed;
+        if !per_index {
+            if let Some(wait) = self.backoff_left(k) {
+                return Ok((0, Some(wait)));
+            }
         }
         let mut to_create: Vec<Option<i32>> = Vec::new();
+        let mut wait: Option<Duration> = None;
         if indexed {
             let running: BTreeSet<i32> = active.iter().filter_map(|p| indexes::of(p)).collect();
             let completions = spec.completions.unwrap_or(0);
+            // With per-index backoff, an index waits for its own backoff, not its siblings'.
+            let ready = |i: &i32| {
+                let left = per_index
+                    .then(|| self.backoff_left(&backoff_key(k, Some(*i))))
+                    .flatten();
+                wait = match (wait, left) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                left.is_none()
+            };
             to_create = (0..completions)
-                .filter(|i| !completed.contains(i) && !running.contains(i))
+                .filter(|i| !finished.contains(i) && !running.contains(i))
+                .filter(ready)
                 .take((want - current) as usize)
                 .map(Some)
                 .collect();
@@ -491,11 +553,14 @@ impl Controller {
             to_create.resize((want - current) as usize, None);
         }
         if to_create.is_empty() {
-            return Ok((0, None));
+            return Ok((0, wait));
         }
         self.expectations.expect_creations(k, to_create.len());
         let results = futures::future::join_all(to_create.iter().map(|index| {
-            let pod = self.pod_for(job, *index);
+            let counts = index
+                .filter(|_| per_index)
+                .map(|i| per_index::counts_for(pods, spec.pod_failure_policy.as_ref(), i));
+            let pod = self.pod_for(job, *index, counts);
             async move { api.create(&PostParams::default(), &pod).await }
         }))
         .await;
@@ -522,10 +587,12 @@ impl Controller {
         if let Some(e) = error {
             return Err(e.into());
         }
-        Ok((created, None))
+        Ok((created, wait))
     }
 
-    fn pod_for(&self, job: &Job, index: Option<i32>) -> Pod {
+    /// A pod for `index` (Indexed), starting with the index's failure `counts` (per-index
+    /// backoff).
+    fn pod_for(&self, job: &Job, index: Option<i32>, counts: Option<(i32, i32)>) -> Pod {
         let template = job
             .spec
             .as_ref()
@@ -546,6 +613,20 @@ impl Controller {
             .finalizers
             .get_or_insert_with(Vec::new)
             .push(TRACKING_FINALIZER.into());
+        if let Some((failures, ignored)) = counts {
+            let annotations = pod
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default);
+            annotations.insert(
+                per_index::FAILURE_COUNT_ANNOTATION.into(),
+                failures.to_string(),
+            );
+            annotations.insert(
+                per_index::IGNORED_FAILURE_COUNT_ANNOTATION.into(),
+                ignored.to_string(),
+            );
+        }
         if let Some(i) = index {
             pod.metadata
                 .annotations
