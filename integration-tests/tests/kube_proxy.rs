@@ -6,10 +6,13 @@
 //!  host ns: test process, etcd, kube-apiserver on 127.0.0.1, and a TCP relay on 10.250.X.1
 //!     | veth (10.250.X.1 <-> 10.250.X.2)
 //!  node ns: kube-proxy (its rules live here), bridge br0 10.244.0.1/24, vc0 10.99.0.1/24
-//!     | br0                                  | vc0
-//!  b1 b2 b3 ns: busybox httpd on :8080,       client ns: 10.99.0.2, the off-node client
+//!     | br0 (also fd00:244::1/64)            | vc0 (also fd00:99::1/64)
+//!  b1 b2 b3 ns: busybox httpd on :8080,       client ns: 10.99.0.2 and fd00:99::2, the
+//!  10.244.0.1N and fd00:244::1N,              off-node client
 //!  each answering with its own name
 //! ```
+//!
+//! The IPv6 addresses skip duplicate address detection so they are usable at once.
 //!
 //! kube-proxy runs inside the node namespace and reaches the apiserver through the relay, so the
 //! packet filter state it writes never touches the host's own namespace.
@@ -127,6 +130,15 @@ impl Topology {
             "-qw",
             "net.ipv4.ip_forward=1",
         ])?;
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &node,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
+        ])?;
         sh(&["ip", "-n", &node, "link", "add", "br0", "type", "bridge"])?;
         sh(&[
             "ip",
@@ -137,6 +149,17 @@ impl Topology {
             "10.244.0.1/24",
             "dev",
             "br0",
+        ])?;
+        sh(&[
+            "ip",
+            "-n",
+            &node,
+            "addr",
+            "add",
+            "fd00:244::1/64",
+            "dev",
+            "br0",
+            "nodad",
         ])?;
         sh(&["ip", "-n", &node, "link", "set", "br0", "up"])?;
         for i in 1..=3 {
@@ -173,7 +196,29 @@ impl Topology {
                 "dev",
                 "eth0",
             ])?;
+            sh(&[
+                "ip",
+                "-n",
+                &b,
+                "addr",
+                "add",
+                &format!("fd00:244::1{i}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
             sh(&["ip", "-n", &b, "link", "set", "eth0", "up"])?;
+            sh(&[
+                "ip",
+                "-n",
+                &b,
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "fd00:244::1",
+            ])?;
             sh(&[
                 "ip",
                 "-n",
@@ -200,6 +245,17 @@ impl Topology {
             "dev",
             "vc0",
         ])?;
+        sh(&[
+            "ip",
+            "-n",
+            &node,
+            "addr",
+            "add",
+            "fd00:99::1/64",
+            "dev",
+            "vc0",
+            "nodad",
+        ])?;
         sh(&["ip", "-n", &node, "link", "set", "vc0", "up"])?;
         sh(&[
             "ip",
@@ -211,7 +267,29 @@ impl Topology {
             "dev",
             "eth0",
         ])?;
+        sh(&[
+            "ip",
+            "-n",
+            &client,
+            "addr",
+            "add",
+            "fd00:99::2/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ])?;
         sh(&["ip", "-n", &client, "link", "set", "eth0", "up"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &client,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd00:99::1",
+        ])?;
         sh(&[
             "ip",
             "-n",
@@ -319,7 +397,7 @@ struct Cluster {
     relay: tokio::task::JoinHandle<()>,
     dir: tempfile::TempDir,
     api: ApiServer,
-    _etcd: Etcd,
+    etcd: Etcd,
     topo: Topology,
     client: kube::Client,
 }
@@ -386,8 +464,8 @@ impl Cluster {
             .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .args([
                 "--hostname-override=node-a",
-                "--cluster-cidr=10.244.0.0/16",
-                "--nodeport-addresses=10.99.0.0/24",
+                "--cluster-cidr=10.244.0.0/16,fd00:244::/64",
+                "--nodeport-addresses=10.99.0.0/24,fd00:99::/64",
                 "--healthz-bind-address=0.0.0.0:10256",
                 "--metrics-bind-address=0.0.0.0:10249",
                 "--iptables-min-sync-period=100ms",
@@ -409,7 +487,7 @@ impl Cluster {
             relay,
             dir,
             api,
-            _etcd: etcd,
+            etcd,
             topo,
             client,
         };
@@ -473,13 +551,45 @@ impl Cluster {
         Ok((ip, np))
     }
 
+    /// Creates a single-stack IPv6 NodePort Service with cluster IP `ip` and returns its node
+    /// port. This apiserver allocates IPv4 cluster IPs only, so the Service is created and then
+    /// rewritten in storage, as an IPv6 service range would have allocated it.
+    async fn ipv6_service(&self, name: &str, ip: &str) -> Result<i32> {
+        let (_, np) = self.service(name, json!({})).await?;
+        let etcdctl = |args: &[&str]| -> Result<String> {
+            let out = self.etcd.etcdctl(args)?;
+            if !out.status.success() {
+                bail!("etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let keys = etcdctl(&["get", "--prefix", "/registry/services/", "--keys-only"])?;
+        let key = keys
+            .lines()
+            .find(|k| k.ends_with(&format!("/default/{name}")))
+            .with_context(|| format!("no stored service {name} in {keys}"))?
+            .to_string();
+        let mut stored: serde_json::Value =
+            serde_json::from_str(&etcdctl(&["get", &key, "--print-value-only"])?)?;
+        stored["spec"]["clusterIP"] = json!(ip);
+        stored["spec"]["clusterIPs"] = json!([ip]);
+        stored["spec"]["ipFamilies"] = json!(["IPv6"]);
+        etcdctl(&["put", &key, &stored.to_string()])?;
+        np.context("no node port allocated")
+    }
+
     /// Writes the EndpointSlice of `service`: (backend index, ready, node name).
     async fn endpoints(&self, service: &str, eps: &[(u8, bool, &str)]) -> Result<()> {
+        self.slice(service, eps, false).await
+    }
+
+    /// Writes the IPv4 (or, with `ipv6`, IPv6) EndpointSlice of `service`.
+    async fn slice(&self, service: &str, eps: &[(u8, bool, &str)], ipv6: bool) -> Result<()> {
         let endpoints: Vec<serde_json::Value> = eps
             .iter()
             .map(|(i, ready, node)| {
                 json!({
-                    "addresses": [format!("10.244.0.1{i}")],
+                    "addresses": [if ipv6 { format!("fd00:244::1{i}") } else { format!("10.244.0.1{i}") }],
                     "conditions": {"ready": ready, "serving": ready, "terminating": false},
                     "nodeName": node,
                 })
@@ -489,7 +599,7 @@ impl Cluster {
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": format!("{service}-1"), "namespace": "default",
                          "labels": {"kubernetes.io/service-name": service}},
-            "addressType": "IPv4",
+            "addressType": if ipv6 { "IPv6" } else { "IPv4" },
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
                       {"name": "dns", "port": 5353, "protocol": "UDP"}],
             "endpoints": endpoints,
@@ -747,6 +857,49 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
         Ok("b2".to_string())
     );
 
+    // An IPv6 ClusterIP service reaches its IPv6 backends, and each family's rules carry only
+    // that family's services.
+    let np6 = c.ipv6_service("web6", "fd00:96::10").await?;
+    c.slice(
+        "web6",
+        &[
+            (1, true, "node-a"),
+            (2, true, "node-a"),
+            (3, true, "node-a"),
+        ],
+        true,
+    )
+    .await?;
+    let url6 = "http://[fd00:96::10]/";
+    let names = c.names_once_answering("the IPv6 ClusterIP answering", url6, 30)?;
+    assert_eq!(distinct(&names), all, "IPv6 ClusterIP spread: {names:?}");
+    let names = c.topo.names(&format!("http://[fd00:99::1]:{np6}/"), 30)?;
+    assert_eq!(distinct(&names), all, "IPv6 NodePort spread: {names:?}");
+    let rules = |argv: &[&str]| c.topo.exec("node", argv);
+    let (v4_rules, v6_rules) = match expect_mode {
+        "nftables" => (
+            rules(&["nft", "list", "table", "ip", "kube-proxy"])?,
+            rules(&["nft", "list", "table", "ip6", "kube-proxy"])?,
+        ),
+        "iptables" => (rules(&["iptables-save"])?, rules(&["ip6tables-save"])?),
+        _ => (
+            String::new(),
+            rules(&["ip", "-o", "addr", "show", "dev", "kube-proxy0"])?,
+        ),
+    };
+    assert!(v6_rules.contains("fd00:96::10"), "IPv6 state:\n{v6_rules}");
+    if expect_mode != "userspace" {
+        assert!(v6_rules.contains("fd00:244::11"), "ip6 rules:\n{v6_rules}");
+        assert!(
+            !v6_rules.contains(&ip),
+            "IPv4 service in ip6 rules:\n{v6_rules}"
+        );
+        assert!(
+            !v4_rules.contains("fd00:"),
+            "IPv6 service in ip rules:\n{v4_rules}"
+        );
+    }
+
     // Health and metrics.
     let healthz = c
         .topo
@@ -798,7 +951,12 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
         !ruleset.contains("kube-proxy"),
         "nftables left behind:\n{ruleset}"
     );
-    for save in ["iptables-nft-save", "iptables-legacy-save"] {
+    for save in [
+        "iptables-nft-save",
+        "iptables-legacy-save",
+        "ip6tables-nft-save",
+        "ip6tables-legacy-save",
+    ] {
         let rules = c.topo.exec("node", &[save])?;
         assert!(!rules.contains("KUBE-"), "{save} left behind:\n{rules}");
     }
@@ -810,6 +968,10 @@ async fn scenario(mode: Option<&str>, expect_mode: &str) -> Result<()> {
     assert!(
         c.topo.get("client", &cluster_url).is_err(),
         "the ClusterIP still answers after --cleanup"
+    );
+    assert!(
+        c.topo.get("client", url6).is_err(),
+        "the IPv6 ClusterIP still answers after --cleanup"
     );
     let _ = &c.dir;
     let _ = &c.api;

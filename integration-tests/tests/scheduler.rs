@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use integration_tests::{binary, free_port, output_text, ApiServer, Etcd, Process};
 use k8s_openapi::api::{
     coordination::v1::Lease,
-    core::v1::{Event, Node, Pod},
+    core::v1::{Event, Namespace, Node, Pod},
 };
 use kube::{
     api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
@@ -468,6 +468,355 @@ async fn each_plugin_changes_the_chosen_node() -> Result<()> {
     assert!(metrics.contains("scheduler_pending_pods"));
     assert!(metrics.contains("scheduler_scheduling_attempt_duration_seconds_bucket"));
     assert_eq!(s.get("/readyz")?.0, 200);
+    Ok(())
+}
+
+/// Creates a namespace with labels.
+async fn namespace(client: &Client, name: &str, labels: Value) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let body = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": labels}});
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_terms_select_namespaces_by_label() -> Result<()> {
+    let c = cluster().await?;
+    namespace(&c.client, "team-b", json!({"team": "b"})).await?;
+    // Node a is preferred (node affinity) unless anti-affinity rules it out; the db pod runs on
+    // a in namespace team-b.
+    node(&c.client, "a", "4", json!({"labels": {"fast": "yes"}})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    let db: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db", "namespace": "team-b", "labels": {"app": "db"}},
+        "spec": {"nodeName": "a", "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+    }))?;
+    Api::<Pod>::namespaced(c.client.clone(), "team-b")
+        .create(&PostParams::default(), &db)
+        .await?;
+    // Started after, so its initial lists hold the namespace and the db pod.
+    let s = Scheduler::start(&c.api, None, &["--leader-elect=false"])?;
+    let spec = |namespaces: Value| {
+        let mut term = json!({"labelSelector": {"matchLabels": {"app": "db"}},
+            "topologyKey": "kubernetes.io/hostname"});
+        if let Some(obj) = namespaces.as_object() {
+            for (k, v) in obj {
+                term[k] = v.clone();
+            }
+        }
+        json!({"affinity": {
+            "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+                "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]}}]},
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}})
+    };
+    let cases = [
+        (
+            "by-label",
+            json!({"namespaceSelector": {"matchLabels": {"team": "b"}}}),
+            "b",
+        ),
+        ("all", json!({"namespaceSelector": {}}), "b"),
+        ("listed", json!({"namespaces": ["team-b"]}), "b"),
+        (
+            "other-label",
+            json!({"namespaceSelector": {"matchLabels": {"team": "c"}}}),
+            "a",
+        ),
+        // Neither: the pod's own namespace, where no db runs.
+        ("own", json!({}), "a"),
+    ];
+    for (name, namespaces, want) in cases {
+        pod(&c.client, name, "100m", spec(namespaces)).await?;
+        let got = bound(&c.client, name).await?;
+        assert_eq!(got, want, "{name}:\n{}", s.process.log_text());
+        Api::<Pod>::namespaced(c.client.clone(), "default")
+            .delete(name, &DeleteParams::default())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Lets the scheduler's node watch catch up before pods arrive on its separate pod watch.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// Waits for the pod's PodScheduled=False condition and returns its message.
+async fn unschedulable(client: &Client, name: &str) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let p = get_pod(client, name).await?;
+        let cond = p
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.into_iter().find(|c| c.type_ == "PodScheduled"));
+        if let Some(c) = cond.filter(|c| c.status == "False") {
+            return Ok(c.message.unwrap_or_default());
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("pod {name} was not marked unschedulable within 20s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A pod labelled app=s spread by hostname with maxSkew 1 (DoNotSchedule), with `extra` merged
+/// into the constraint and `spec` into the pod spec.
+async fn spread_pod(client: &Client, name: &str, extra: Value, mut spec: Value) -> Result<()> {
+    let mut constraint = json!({"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "s"}}});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        constraint[k] = v.clone();
+    }
+    spec["topologySpreadConstraints"] = json!([constraint]);
+    pod_with(client, name, json!({"app": "s"}), "100m", spec).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_spread_policies_and_min_domains() -> Result<()> {
+    let c = cluster().await?;
+    let _s = Scheduler::start(&c.api, None, &["--leader-elect=false"])?;
+    let on = |n: &str| json!({"nodeName": n});
+    let taint = json!({"spec": {"taints": [{"key": "t", "value": "x", "effect": "NoSchedule"}]}});
+    let too_skewed = "node(s) didn't match pod topology spread constraints";
+
+    // nodeTaintsPolicy: a and b hold one app=s pod each; the empty c is tainted. Ignored (the
+    // default), c is a domain with 0 pods so a and b are too skewed; honoured, c is left out.
+    reset(&c.client).await?;
+    node(&c.client, "a", "4", json!({})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    node(&c.client, "c", "4", taint.clone()).await?;
+    settle().await;
+    pod_with(&c.client, "s-a", json!({"app": "s"}), "100m", on("a")).await?;
+    pod_with(&c.client, "s-b", json!({"app": "s"}), "100m", on("b")).await?;
+    spread_pod(&c.client, "taints-ignored", json!({}), json!({})).await?;
+    let msg = unschedulable(&c.client, "taints-ignored").await?;
+    assert!(msg.contains(too_skewed), "{msg}");
+    spread_pod(
+        &c.client,
+        "taints-honored",
+        json!({"nodeTaintsPolicy": "Honor"}),
+        json!({}),
+    )
+    .await?;
+    let got = bound(&c.client, "taints-honored").await?;
+    assert!(got == "a" || got == "b", "{got}");
+
+    // nodeAffinityPolicy: the pod selects pool=x (a, b); the empty c is pool=y. Honoured (the
+    // default) c is no domain; ignored, it is one with 0 pods.
+    reset(&c.client).await?;
+    node(&c.client, "a", "4", json!({"labels": {"pool": "x"}})).await?;
+    node(&c.client, "b", "4", json!({"labels": {"pool": "x"}})).await?;
+    node(&c.client, "c", "4", json!({"labels": {"pool": "y"}})).await?;
+    settle().await;
+    pod_with(&c.client, "s-a", json!({"app": "s"}), "100m", on("a")).await?;
+    pod_with(&c.client, "s-b", json!({"app": "s"}), "100m", on("b")).await?;
+    let pool_x = json!({"nodeSelector": {"pool": "x"}});
+    spread_pod(&c.client, "affinity-honored", json!({}), pool_x.clone()).await?;
+    let got = bound(&c.client, "affinity-honored").await?;
+    assert!(got == "a" || got == "b", "{got}");
+    spread_pod(
+        &c.client,
+        "affinity-ignored",
+        json!({"nodeAffinityPolicy": "Ignore"}),
+        pool_x,
+    )
+    .await?;
+    let msg = unschedulable(&c.client, "affinity-ignored").await?;
+    assert!(msg.contains(too_skewed), "{msg}");
+
+    // minDomains 3 with two domains: the global minimum counts as 0, so neither a nor b (one
+    // pod each) is within maxSkew until a third node brings a third domain.
+    reset(&c.client).await?;
+    node(&c.client, "a", "4", json!({})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    settle().await;
+    pod_with(&c.client, "s-a", json!({"app": "s"}), "100m", on("a")).await?;
+    pod_with(&c.client, "s-b", json!({"app": "s"}), "100m", on("b")).await?;
+    spread_pod(&c.client, "two-domains", json!({}), json!({})).await?;
+    let got = bound(&c.client, "two-domains").await?;
+    assert!(got == "a" || got == "b", "{got}");
+    spread_pod(
+        &c.client,
+        "min-domains",
+        json!({"minDomains": 3}),
+        json!({}),
+    )
+    .await?;
+    let msg = unschedulable(&c.client, "min-domains").await?;
+    assert!(msg.contains(too_skewed), "{msg}");
+    node(&c.client, "c", "4", json!({})).await?;
+    assert_eq!(bound(&c.client, "min-domains").await?, "c");
+
+    // matchLabelKeys: only pods with the incoming pod's rev count; a holds two rev=1 pods, b
+    // one rev=2 pod, so a rev=2 pod keyed on rev must avoid b.
+    reset(&c.client).await?;
+    node(&c.client, "a", "4", json!({})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    settle().await;
+    for (name, node, rev) in [("r1", "a", "1"), ("r2", "a", "1"), ("r3", "b", "2")] {
+        pod_with(
+            &c.client,
+            name,
+            json!({"app": "s", "rev": rev}),
+            "100m",
+            on(node),
+        )
+        .await?;
+    }
+    let mut constraint = json!({"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "s"}},
+        "matchLabelKeys": ["rev"]});
+    pod_with(
+        &c.client,
+        "rev2",
+        json!({"app": "s", "rev": "2"}),
+        "100m",
+        json!({"topologySpreadConstraints": [constraint.clone()]}),
+    )
+    .await?;
+    assert_eq!(bound(&c.client, "rev2").await?, "a");
+    constraint["matchLabelKeys"] = json!([]);
+    pod_with(
+        &c.client,
+        "no-keys",
+        json!({"app": "s", "rev": "2"}),
+        "100m",
+        json!({"topologySpreadConstraints": [constraint]}),
+    )
+    .await?;
+    assert_eq!(bound(&c.client, "no-keys").await?, "b");
+    Ok(())
+}
+
+const DEFAULT_SPREAD_CONFIG: &str = "apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: spread-list
+  pluginConfig:
+  - name: PodTopologySpread
+    args:
+      defaultingType: List
+      defaultConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_spread_constraints_follow_services_and_controllers() -> Result<()> {
+    let c = cluster().await?;
+    let _s = Scheduler::start(
+        &c.api,
+        Some(DEFAULT_SPREAD_CONFIG),
+        &["--leader-elect=false"],
+    )?;
+    let on = |n: &str| json!({"nodeName": n});
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(c.client.clone(), "default");
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))?,
+        )
+        .await?;
+    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(c.client.clone(), "default");
+    let rs = replica_sets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "rs"}, "spec": {
+                "replicas": 0, "selector": {"matchLabels": {"app": "rs-pod"}},
+                "template": {"metadata": {"labels": {"app": "rs-pod"}},
+                    "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}}))?,
+        )
+        .await?;
+    let owner = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+        "uid": rs.metadata.uid, "controller": true}]);
+
+    // System defaults (ScheduleAnyway by node, maxSkew 3): a holds three tiny pods of Service
+    // web, b one busy pod of nobody's. Resource scores prefer a; spreading web prefers b.
+    node(&c.client, "a", "4", json!({})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    settle().await;
+    for i in 0..3 {
+        pod_with(
+            &c.client,
+            &format!("w{i}"),
+            json!({"app": "web"}),
+            "10m",
+            on("a"),
+        )
+        .await?;
+    }
+    pod_with(&c.client, "busy", json!({}), "1", on("b")).await?;
+    pod_with(&c.client, "web", json!({"app": "web"}), "10m", json!({})).await?;
+    assert_eq!(
+        bound(&c.client, "web").await?,
+        "b",
+        "spread by the Service's selector"
+    );
+    pod_with(
+        &c.client,
+        "plain",
+        json!({"app": "plain"}),
+        "10m",
+        json!({}),
+    )
+    .await?;
+    assert_eq!(
+        bound(&c.client, "plain").await?,
+        "a",
+        "no Service: no default constraints"
+    );
+
+    // List defaults (DoNotSchedule by node, maxSkew 1): the ReplicaSet's pods must spread, so
+    // the next one avoids a although b is busier.
+    reset(&c.client).await?;
+    node(&c.client, "a", "4", json!({})).await?;
+    node(&c.client, "b", "4", json!({})).await?;
+    settle().await;
+    pod_with(&c.client, "first", json!({"app": "rs-pod"}), "10m", on("a")).await?;
+    pod_with(&c.client, "busy", json!({}), "3", on("b")).await?;
+    let listed = json!({"schedulerName": "spread-list"});
+    pod_with(
+        &c.client,
+        "unowned",
+        json!({"app": "rs-pod"}),
+        "10m",
+        listed,
+    )
+    .await?;
+    assert_eq!(
+        bound(&c.client, "unowned").await?,
+        "a",
+        "no owner: no default constraints"
+    );
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    pods.delete(
+        "unowned",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let body = json!({"metadata": {"name": "owned", "labels": {"app": "rs-pod"},
+        "ownerReferences": owner}, "spec": {"schedulerName": "spread-list", "containers": [{
+        "name": "c", "image": "registry.k8s.io/pause:3.10",
+        "resources": {"requests": {"cpu": "10m"}}}]}});
+    pods.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    assert_eq!(
+        bound(&c.client, "owned").await?,
+        "b",
+        "spread by the ReplicaSet's selector"
+    );
     Ok(())
 }
 

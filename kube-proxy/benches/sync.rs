@@ -122,7 +122,7 @@ async fn bench() -> anyhow::Result<()> {
     );
 
     for backend in [iptables::NFT, iptables::LEGACY] {
-        let mut ipt = IptProxier::new(cfg.clone(), backend);
+        let mut ipt = IptProxier::new(cfg.clone(), backend, vec![Family::V4]);
         let start = Instant::now();
         ipt.sync(&all, true).await?;
         let full = start.elapsed();

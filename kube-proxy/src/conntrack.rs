@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::{
     exec,
     model::{Endpoint, Protocol},
+    net::Family,
     proxier::PortChange,
 };
 
@@ -47,11 +48,14 @@ pub fn stale_entries(changes: &[PortChange]) -> Vec<Stale> {
                 .iter()
                 .filter(|e| !after.iter().any(|a| a.ip == e.ip))
             {
+                // A dual-stack service's flows to one family's IPs only reach that family's
+                // endpoints.
                 for ip in old
                     .cluster_ips
                     .iter()
                     .chain(&old.external_ips)
                     .chain(&old.load_balancer_ips)
+                    .filter(|ip| Family::of(ip) == Family::of(&gone.ip))
                 {
                     out.push(Stale::Endpoint {
                         service_ip: *ip,
@@ -118,5 +122,60 @@ pub async fn flush(entries: &[Stale]) {
             Ok(_) => tracing::debug!(entry = ?e, "deleted stale UDP conntrack entries"),
             Err(err) => tracing::debug!(%err, entry = ?e, "no conntrack entries deleted"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ServicePort, ServicePortName};
+
+    #[test]
+    fn a_gone_endpoint_is_flushed_in_its_own_family() {
+        let ep = |ip: &str| Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 5353,
+            ready: true,
+            serving: true,
+            terminating: false,
+            node_name: None,
+        };
+        let old = ServicePort {
+            name: ServicePortName {
+                namespace: "ns".into(),
+                name: "dns".into(),
+                port_name: String::new(),
+                protocol: Protocol::Udp,
+            },
+            cluster_ips: vec!["10.0.0.10".parse().unwrap(), "fd00:96::10".parse().unwrap()],
+            port: 53,
+            node_port: None,
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            affinity_timeout: None,
+            external_policy_local: false,
+            internal_policy_local: false,
+            health_check_node_port: None,
+            source_ranges: vec![],
+            endpoints: vec![],
+            cluster_endpoints: vec![ep("10.244.0.11"), ep("fd00:244::11"), ep("fd00:244::12")],
+            external_endpoints: vec![],
+            local_endpoints: vec![],
+        };
+        let mut new = old.clone();
+        new.cluster_endpoints
+            .retain(|e| e.ip.to_string() != "fd00:244::12");
+        let stale = stale_entries(&[PortChange {
+            name: old.name.clone(),
+            old: Some(old),
+            new: Some(new),
+        }]);
+        assert_eq!(
+            stale,
+            vec![Stale::Endpoint {
+                service_ip: "fd00:96::10".parse().unwrap(),
+                endpoint: "fd00:244::12".parse().unwrap(),
+            }]
+        );
     }
 }

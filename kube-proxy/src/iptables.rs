@@ -1,7 +1,8 @@
 //! The iptables mode: upstream's chain layout (KUBE-SERVICES → KUBE-SVC-* / KUBE-EXT-* →
 //! KUBE-SEP-*, KUBE-NODEPORTS, KUBE-MARK-MASQ, KUBE-POSTROUTING, and filter-table REJECTs for
 //! services without endpoints), written with one `iptables-restore --noflush` per sync through
-//! whichever backend (nft or legacy) the host already uses. IPv4 only.
+//! whichever backend (nft or legacy) the host already uses. IPv6 gets the same layout through
+//! the backend's ip6tables tools, each family's rules holding only that family's addresses.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -19,38 +20,85 @@ use crate::{
     tracker::Changes,
 };
 
-/// The iptables binaries of one backend.
+/// The binaries that program one IP family on one backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backend {
-    pub name: &'static str,
+pub struct Tools {
     pub iptables: &'static str,
     pub save: &'static str,
     pub restore: &'static str,
 }
 
+/// The iptables and ip6tables binaries of one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    pub name: &'static str,
+    pub v4: Tools,
+    pub v6: Tools,
+}
+
 /// iptables over the nf_tables kernel API.
 pub const NFT: Backend = Backend {
     name: "nft",
-    iptables: "iptables-nft",
-    save: "iptables-nft-save",
-    restore: "iptables-nft-restore",
+    v4: Tools {
+        iptables: "iptables-nft",
+        save: "iptables-nft-save",
+        restore: "iptables-nft-restore",
+    },
+    v6: Tools {
+        iptables: "ip6tables-nft",
+        save: "ip6tables-nft-save",
+        restore: "ip6tables-nft-restore",
+    },
 };
 /// iptables over the legacy x_tables kernel API.
 pub const LEGACY: Backend = Backend {
     name: "legacy",
-    iptables: "iptables-legacy",
-    save: "iptables-legacy-save",
-    restore: "iptables-legacy-restore",
+    v4: Tools {
+        iptables: "iptables-legacy",
+        save: "iptables-legacy-save",
+        restore: "iptables-legacy-restore",
+    },
+    v6: Tools {
+        iptables: "ip6tables-legacy",
+        save: "ip6tables-legacy-save",
+        restore: "ip6tables-legacy-restore",
+    },
 };
 
 impl Backend {
+    pub fn tools(&self, f: Family) -> Tools {
+        match f {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
+
+    /// The families of `host` whose nat table this backend can program (IPv6 needs the
+    /// ip6tables tools and the kernel's ip6 nat support).
+    pub async fn families(&self, host: &[Family]) -> Vec<Family> {
+        let mut out = Vec::new();
+        for &f in host {
+            let tools = self.tools(f);
+            if exec::works(tools.iptables, &["-w", "-t", "nat", "-L", "-n"], None).await {
+                out.push(f);
+            } else {
+                tracing::warn!(
+                    family = ?f,
+                    tool = tools.iptables,
+                    "this family's nat table cannot be programmed; its services are not proxied"
+                );
+            }
+        }
+        out
+    }
+
     /// The backend the host uses: the one holding more rules already (as upstream's wrapper
     /// decides), else the one `iptables` itself names; None when neither works.
     pub async fn detect() -> Option<Backend> {
         let mut usable = Vec::new();
         for b in [NFT, LEGACY] {
-            if let Ok(out) = exec::run(b.save, &[], None).await {
-                if exec::works(b.iptables, &["-w", "-t", "nat", "-L", "-n"], None).await {
+            if let Ok(out) = exec::run(b.v4.save, &[], None).await {
+                if exec::works(b.v4.iptables, &["-w", "-t", "nat", "-L", "-n"], None).await {
                     usable.push((b, out.lines().filter(|l| l.starts_with("-A")).count()));
                 }
             }
@@ -174,18 +222,28 @@ struct Fragment {
     filter_chains: Vec<(String, Vec<String>)>,
 }
 
-fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
+/// The prefix length of one address, and the `recent` mask that matches it whole.
+fn host_bits(f: Family) -> (u8, &'static str) {
+    match f {
+        Family::V4 => (32, "255.255.255.255"),
+        Family::V6 => (128, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+    }
+}
+
+/// One service port's rules in the tables of family `f` (nothing when it has no address there).
+fn render(sp: &ServicePort, cfg: &ProxyConfig, f: Family) -> Fragment {
     let mut frag = Fragment::default();
-    if !sp.has_family(Family::V4) {
+    if !sp.has_family(f) {
         return frag;
     }
+    let (host, mask) = host_bits(f);
     let proto = sp.name.protocol.as_str();
     let id = sp.name.to_string();
     let key = format!("{id}/{proto}");
     let h = proxier::short_hash(&[&key]);
     let svc_chain = format!("KUBE-SVC-{h}");
     let ext_chain = format!("KUBE-EXT-{h}");
-    let v4 = |e: &&Endpoint| e.ip.is_ipv4();
+    let in_family = |e: &&Endpoint| Family::of(&e.ip) == f;
     let sep = |e: &Endpoint| {
         format!(
             "KUBE-SEP-{}",
@@ -196,33 +254,33 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         .cluster_endpoints
         .iter()
         .chain(&sp.external_endpoints)
-        .filter(|e| e.ip.is_ipv4())
+        .filter(in_family)
         .collect();
     for e in &eps {
         let chain = sep(e);
         let recent = match sp.affinity_timeout {
-            Some(_) => format!("-m recent --name {chain} --mask 255.255.255.255 --rsource --set "),
+            Some(_) => format!("-m recent --name {chain} --mask {mask} --rsource --set "),
             None => String::new(),
         };
         frag.chains.push((
             chain.clone(),
             vec![
-                format!("-A {chain} -m comment --comment \"{id}\" -s {}/32 -j KUBE-MARK-MASQ", e.ip),
+                format!("-A {chain} -m comment --comment \"{id}\" -s {}/{host} -j KUBE-MARK-MASQ", e.ip),
                 format!(
-                    "-A {chain} -m comment --comment \"{id}\" -p {proto} {recent}-m {proto} -j DNAT --to-destination {}:{}",
-                    e.ip, e.port
+                    "-A {chain} -m comment --comment \"{id}\" -p {proto} {recent}-m {proto} -j DNAT --to-destination {}",
+                    std::net::SocketAddr::new(e.ip, e.port)
                 ),
             ],
         ));
     }
     let select = |chain: &str, targets: &[Endpoint]| -> Vec<String> {
-        let targets: Vec<&Endpoint> = targets.iter().filter(v4).collect();
+        let targets: Vec<&Endpoint> = targets.iter().filter(in_family).collect();
         let mut rules = Vec::new();
         if let Some(timeout) = sp.affinity_timeout {
             for e in &targets {
                 let s = sep(e);
                 rules.push(format!(
-                    "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m recent --name {s} --mask 255.255.255.255 --rsource --rcheck --seconds {timeout} --reap -j {s}",
+                    "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m recent --name {s} --mask {mask} --rsource --rcheck --seconds {timeout} --reap -j {s}",
                     e.ip, e.port
                 ));
             }
@@ -249,7 +307,7 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         }
         rules
     };
-    let has = |list: &[Endpoint]| list.iter().any(|e| e.ip.is_ipv4());
+    let has = |list: &[Endpoint]| list.iter().any(|e| Family::of(&e.ip) == f);
     let cluster_ok = has(&sp.cluster_endpoints);
     let no_ep_target = |local_only: bool| {
         if local_only && !sp.endpoints.is_empty() {
@@ -261,12 +319,12 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
     let cidrs: Vec<String> = cfg
         .cluster_cidrs
         .iter()
-        .filter(|c| c.family() == Family::V4)
+        .filter(|c| c.family() == f)
         .map(|c| c.to_string())
         .collect();
-    for cip in sp.cluster_ips_of(Family::V4) {
+    for cip in sp.cluster_ips_of(f) {
         let m = format!(
-            "-d {cip}/32 -p {proto} -m comment --comment \"{id} cluster IP\" -m {proto} --dport {}",
+            "-d {cip}/{host} -p {proto} -m comment --comment \"{id} cluster IP\" -m {proto} --dport {}",
             sp.port
         );
         if cluster_ok {
@@ -281,8 +339,8 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
     }
     if cluster_ok {
         let mut rules = Vec::new();
-        for cip in sp.cluster_ips_of(Family::V4) {
-            let m = format!("-d {cip}/32 -p {proto} -m {proto} --dport {}", sp.port);
+        for cip in sp.cluster_ips_of(f) {
+            let m = format!("-d {cip}/{host} -p {proto} -m {proto} --dport {}", sp.port);
             if cfg.masquerade_all {
                 rules.push(format!("-A {svc_chain} {m} -j KUBE-MARK-MASQ"));
             } else {
@@ -314,8 +372,8 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
             rules.extend(select(&ext_chain, &sp.external_endpoints));
             frag.chains.push((ext_chain.clone(), rules));
         }
-        for eip in sp.external_ips_of(Family::V4) {
-            let m = format!("-d {eip}/32 -p {proto} -m comment --comment \"{id} external IP\" -m {proto} --dport {}", sp.port);
+        for eip in sp.external_ips_of(f) {
+            let m = format!("-d {eip}/{host} -p {proto} -m comment --comment \"{id} external IP\" -m {proto} --dport {}", sp.port);
             if ext_ok {
                 frag.nat_services
                     .push(format!("-A KUBE-SERVICES {m} -j {ext_chain}"));
@@ -331,14 +389,14 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
         let lb_ips: Vec<&IpAddr> = sp
             .load_balancer_ips
             .iter()
-            .filter(|i| i.is_ipv4())
+            .filter(|i| Family::of(i) == f)
             .collect();
         if !sp.source_ranges.is_empty() && !lb_ips.is_empty() {
             let fw_chain = format!("KUBE-FW-{h}");
             let mut rules: Vec<String> = sp
                 .source_ranges
                 .iter()
-                .filter(|r| r.family() == Family::V4)
+                .filter(|r| r.family() == f)
                 .map(|r| format!("-A {fw_chain} -s {r} -j RETURN"))
                 .collect();
             rules.push(format!(
@@ -347,7 +405,7 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
             frag.filter_chains.push((fw_chain.clone(), rules));
             for lb in lb_ips {
                 frag.filter_firewall.push(format!(
-                    "-A KUBE-PROXY-FIREWALL -p {proto} -m conntrack --ctorigdst {lb}/32 --ctorigdstport {} -m comment --comment \"{id} load balancer IP\" -j {fw_chain}",
+                    "-A KUBE-PROXY-FIREWALL -p {proto} -m conntrack --ctorigdst {lb}/{host} --ctorigdstport {} -m comment --comment \"{id} load balancer IP\" -j {fw_chain}",
                     sp.port
                 ));
             }
@@ -368,30 +426,43 @@ fn render(sp: &ServicePort, cfg: &ProxyConfig) -> Fragment {
     frag
 }
 
-/// The iptables proxier.
-pub struct IptProxier {
-    cfg: Arc<ProxyConfig>,
-    backend: Backend,
-    ports: ServicePortMap,
+/// One family's share of the iptables proxier: its tools, and what the last sync wrote there.
+struct FamilyTables {
+    family: Family,
+    tools: Tools,
     fragments: HashMap<ServicePortName, Fragment>,
     /// Per-service chains present in the nat table after the last sync.
     chains: BTreeSet<String>,
     /// Per-service chains present in the filter table after the last sync.
     filter_chains: BTreeSet<String>,
+}
+
+/// The iptables proxier.
+pub struct IptProxier {
+    cfg: Arc<ProxyConfig>,
+    ports: ServicePortMap,
+    tables: Vec<FamilyTables>,
     /// The node-port addresses the last sync wrote (they end KUBE-SERVICES).
     node_ips: Option<Vec<IpAddr>>,
     synced_once: bool,
 }
 
 impl IptProxier {
-    pub fn new(cfg: Arc<ProxyConfig>, backend: Backend) -> IptProxier {
+    /// A proxier writing the tables of `families` through `backend`.
+    pub fn new(cfg: Arc<ProxyConfig>, backend: Backend, families: Vec<Family>) -> IptProxier {
         IptProxier {
             cfg,
-            backend,
             ports: ServicePortMap::new(),
-            fragments: HashMap::new(),
-            chains: BTreeSet::new(),
-            filter_chains: BTreeSet::new(),
+            tables: families
+                .into_iter()
+                .map(|family| FamilyTables {
+                    family,
+                    tools: backend.tools(family),
+                    fragments: HashMap::new(),
+                    chains: BTreeSet::new(),
+                    filter_chains: BTreeSet::new(),
+                })
+                .collect(),
             node_ips: None,
             synced_once: false,
         }
@@ -405,34 +476,9 @@ impl IptProxier {
         self.synced_once = false;
     }
 
-    async fn ensure_jumps(&self) -> Result<(), ProxyError> {
-        let b = self.backend;
-        for (table, chain) in [
-            ("nat", "KUBE-SERVICES"),
-            ("nat", "KUBE-POSTROUTING"),
-            ("filter", "KUBE-SERVICES"),
-            ("filter", "KUBE-EXTERNAL-SERVICES"),
-            ("filter", "KUBE-PROXY-FIREWALL"),
-        ] {
-            if !exec::works(b.iptables, &["-w", "-t", table, "-n", "-L", chain], None).await {
-                exec::run(b.iptables, &["-w", "-t", table, "-N", chain], None).await?;
-            }
-        }
-        for (table, chain, target, comment) in JUMPS {
-            let args = jump_args(table, chain, target, comment);
-            let mut check = args.clone();
-            check.insert(3, "-C");
-            if !exec::works(b.iptables, &check, None).await {
-                let mut insert = args.clone();
-                insert.insert(3, "-I");
-                exec::run(b.iptables, &insert, None).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Rewrites kube-proxy's chains. A full sync writes every KUBE chain; a partial one only
-    /// the chains of services that changed, plus their own lines in the shared chains.
+    /// Rewrites kube-proxy's chains in every family. A full sync writes every KUBE chain; a
+    /// partial one only the chains of services that changed, plus their own lines in the
+    /// shared chains.
     pub async fn sync(&mut self, changes: &Changes, full: bool) -> Result<SyncReport, ProxyError> {
         let changed = proxier::apply_changes(&mut self.ports, changes);
         let node_ips = if self.cfg.node_port_cidrs.is_empty() {
@@ -441,56 +487,43 @@ impl IptProxier {
             Some(net::node_addresses(&self.cfg.node_port_cidrs).await?)
         };
         let full = full || !self.synced_once || node_ips != self.node_ips;
-        let mut rewritten = 0;
-        let input = if full {
-            self.ensure_jumps().await?;
-            self.fragments = self
-                .ports
-                .iter()
-                .map(|(n, sp)| (n.clone(), render(sp, &self.cfg)))
-                .collect();
-            rewritten = self.fragments.len();
-            // Chains an earlier run left behind are swept as stale.
-            for (table, known) in [
-                ("nat", &mut self.chains),
-                ("filter", &mut self.filter_chains),
-            ] {
-                let saved = exec::run(self.backend.save, &["-t", table], None).await?;
-                for line in saved.lines() {
-                    if let Some(chain) = line
-                        .strip_prefix(':')
-                        .and_then(|l| l.split_whitespace().next())
-                    {
-                        if SERVICE_CHAIN_PREFIXES.iter().any(|p| chain.starts_with(p)) {
-                            known.insert(chain.to_string());
-                        }
-                    }
-                }
-            }
-            let (input, chains, filter_chains) = self.restore_input(node_ips.as_deref());
-            self.chains = chains;
-            self.filter_chains = filter_chains;
-            input
-        } else {
-            let mut deltas = Vec::new();
-            for c in &changed {
-                let new = c.new.as_ref().map(|sp| render(sp, &self.cfg));
-                let old = match &new {
-                    Some(f) => self.fragments.insert(c.name.clone(), f.clone()),
-                    None => self.fragments.remove(&c.name),
-                };
-                if old != new {
-                    rewritten += 1;
-                    deltas.push((old.unwrap_or_default(), new.unwrap_or_default()));
-                }
-            }
-            self.partial_input(&deltas)
-        };
-        // Until the restore succeeds, nothing written can be trusted: a failure means a full
+        // Until every restore succeeds, nothing written can be trusted: a failure means a full
         // sync next time.
         self.synced_once = false;
-        if !input.is_empty() {
-            exec::run(self.backend.restore, &["-w", "--noflush"], Some(&input)).await?;
+        let mut rewritten = 0;
+        for t in &mut self.tables {
+            let input = if full {
+                t.ensure_jumps().await?;
+                t.fragments = self
+                    .ports
+                    .iter()
+                    .map(|(n, sp)| (n.clone(), render(sp, &self.cfg, t.family)))
+                    .collect();
+                rewritten = rewritten.max(t.fragments.len());
+                t.sweep_known_chains().await?;
+                let (input, chains, filter_chains) =
+                    t.restore_input(&self.cfg, node_ips.as_deref());
+                t.chains = chains;
+                t.filter_chains = filter_chains;
+                input
+            } else {
+                let mut deltas = Vec::new();
+                for c in &changed {
+                    let new = c.new.as_ref().map(|sp| render(sp, &self.cfg, t.family));
+                    let old = match &new {
+                        Some(f) => t.fragments.insert(c.name.clone(), f.clone()),
+                        None => t.fragments.remove(&c.name),
+                    };
+                    if old != new {
+                        deltas.push((old.unwrap_or_default(), new.unwrap_or_default()));
+                    }
+                }
+                rewritten += deltas.len();
+                t.partial_input(&deltas)
+            };
+            if !input.is_empty() {
+                exec::run(t.tools.restore, &["-w", "--noflush"], Some(&input)).await?;
+            }
         }
         self.node_ips = node_ips;
         self.synced_once = true;
@@ -502,21 +535,73 @@ impl IptProxier {
         })
     }
 
-    /// Rules per table, as the metrics report them.
+    /// Rules per table (both families together), as the metrics report them.
     fn rule_counts(&self) -> Vec<(&'static str, usize)> {
-        let (mut nat, mut filter) = (4, 0);
-        for f in self.fragments.values() {
-            nat += f.nat_services.len()
-                + f.nat_nodeports.len()
-                + f.chains.iter().map(|(_, r)| r.len()).sum::<usize>();
-            filter += f.filter_services.len()
-                + f.filter_external.len()
-                + f.filter_firewall.len()
-                + f.filter_chains.iter().map(|(_, r)| r.len()).sum::<usize>();
+        let (mut nat, mut filter) = (0, 0);
+        for t in &self.tables {
+            nat += 4;
+            for f in t.fragments.values() {
+                nat += f.nat_services.len()
+                    + f.nat_nodeports.len()
+                    + f.chains.iter().map(|(_, r)| r.len()).sum::<usize>();
+                filter += f.filter_services.len()
+                    + f.filter_external.len()
+                    + f.filter_firewall.len()
+                    + f.filter_chains.iter().map(|(_, r)| r.len()).sum::<usize>();
+            }
         }
         vec![("nat", nat), ("filter", filter)]
     }
+}
 
+impl FamilyTables {
+    async fn ensure_jumps(&self) -> Result<(), ProxyError> {
+        let ipt = self.tools.iptables;
+        for (table, chain) in [
+            ("nat", "KUBE-SERVICES"),
+            ("nat", "KUBE-POSTROUTING"),
+            ("filter", "KUBE-SERVICES"),
+            ("filter", "KUBE-EXTERNAL-SERVICES"),
+            ("filter", "KUBE-PROXY-FIREWALL"),
+        ] {
+            if !exec::works(ipt, &["-w", "-t", table, "-n", "-L", chain], None).await {
+                exec::run(ipt, &["-w", "-t", table, "-N", chain], None).await?;
+            }
+        }
+        for (table, chain, target, comment) in JUMPS {
+            let args = jump_args(table, chain, target, comment);
+            let mut check = args.clone();
+            check.insert(3, "-C");
+            if !exec::works(ipt, &check, None).await {
+                let mut insert = args.clone();
+                insert.insert(3, "-I");
+                exec::run(ipt, &insert, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the per-service chains already in the tables (an earlier run's) to the known ones,
+    /// so a full sync sweeps those it no longer needs.
+    async fn sweep_known_chains(&mut self) -> Result<(), ProxyError> {
+        for (table, known) in [
+            ("nat", &mut self.chains),
+            ("filter", &mut self.filter_chains),
+        ] {
+            let saved = exec::run(self.tools.save, &["-t", table], None).await?;
+            for line in saved.lines() {
+                if let Some(chain) = line
+                    .strip_prefix(':')
+                    .and_then(|l| l.split_whitespace().next())
+                {
+                    if SERVICE_CHAIN_PREFIXES.iter().any(|p| chain.starts_with(p)) {
+                        known.insert(chain.to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
     /// The input of a partial sync: the changed services' own chains are rewritten, and their
     /// lines in the shared chains (KUBE-SERVICES, KUBE-NODEPORTS and the filter chains) are
     /// deleted and inserted one by one rather than rewriting those chains whole, which alone
@@ -624,9 +709,11 @@ impl IptProxier {
     /// the per-service chains now in the nat and filter tables.
     fn restore_input(
         &self,
+        cfg: &ProxyConfig,
         node_ips: Option<&[IpAddr]>,
     ) -> (String, BTreeSet<String>, BTreeSet<String>) {
-        let mark = self.cfg.masquerade_mark;
+        let mark = cfg.masquerade_mark;
+        let (host, _) = host_bits(self.family);
         let mut frags: Vec<(&ServicePortName, &Fragment)> = self.fragments.iter().collect();
         frags.sort_by(|a, b| a.0.cmp(b.0));
         let live: BTreeSet<String> = frags
@@ -690,10 +777,10 @@ impl IptProxier {
                 );
             }
             Some(ips) => {
-                for ip in ips.iter().filter(|i| i.is_ipv4()) {
+                for ip in ips.iter().filter(|i| Family::of(i) == self.family) {
                     let _ = writeln!(
                         nat,
-                        "-A KUBE-SERVICES -d {ip}/32 -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -j KUBE-NODEPORTS"
+                        "-A KUBE-SERVICES -d {ip}/{host} -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -j KUBE-NODEPORTS"
                     );
                 }
             }
@@ -731,9 +818,9 @@ fn retarget(line: &str, insert: bool) -> String {
     }
 }
 
-/// Removes every KUBE chain and jump from both backends' nat and filter tables.
+/// Removes every KUBE chain and jump from both backends' nat and filter tables, in both families.
 pub async fn cleanup() -> Result<(), ProxyError> {
-    for b in [NFT, LEGACY] {
+    for b in [NFT.v4, NFT.v6, LEGACY.v4, LEGACY.v6] {
         for (table, chain, target, comment) in JUMPS {
             let mut args = jump_args(table, chain, target, comment);
             args.insert(3, "-D");
@@ -811,7 +898,8 @@ mod tests {
             external_endpoints: eps.clone(),
             local_endpoints: vec![],
         };
-        let f = render(&sp, &cfg);
+        let f = render(&sp, &cfg, Family::V4);
+        assert!(render(&sp, &cfg, Family::V6) == Fragment::default());
         assert!(f.nat_services[0].starts_with("-A KUBE-SERVICES -d 10.0.0.10/32 -p tcp"));
         assert!(f.nat_nodeports[0].contains("--dport 30080 -j KUBE-EXT-"));
         let svc = f
@@ -832,14 +920,14 @@ mod tests {
         none.cluster_endpoints.clear();
         none.external_endpoints.clear();
         none.endpoints.clear();
-        let f = render(&none, &cfg);
+        let f = render(&none, &cfg, Family::V4);
         assert!(f.filter_services[0].ends_with("-j REJECT"));
         assert!(f.filter_external[0].contains("--dport 30080 -j REJECT"));
 
         // A partial sync edits the shared chains line by line and leaves them undeclared.
-        let mut proxier = IptProxier::new(Arc::new(cfg.clone()), NFT);
-        let with_eps = render(&sp, &cfg);
-        let input = proxier.partial_input(&[(with_eps.clone(), f.clone())]);
+        let mut proxier = IptProxier::new(Arc::new(cfg.clone()), NFT, vec![Family::V4]);
+        let with_eps = render(&sp, &cfg, Family::V4);
+        let input = proxier.tables[0].partial_input(&[(with_eps.clone(), f.clone())]);
         assert!(!input.contains(":KUBE-SERVICES"), "{input}");
         assert!(!input.contains(":KUBE-NODEPORTS"), "{input}");
         assert!(
@@ -866,6 +954,35 @@ mod tests {
         );
         let unhooked = input.find("-D KUBE-NODEPORTS").unwrap();
         assert!(declared < unhooked && unhooked < removed, "{input}");
-        assert!(proxier.partial_input(&[(f.clone(), f)]).is_empty());
+        assert!(proxier.tables[0]
+            .partial_input(&[(f.clone(), f)])
+            .is_empty());
+
+        // An IPv6 service port is written only to the ip6tables side, with /128 matches and
+        // bracketed DNAT targets.
+        let v6 = |ip: &str| Endpoint {
+            ip: ip.parse().unwrap(),
+            ..eps[0].clone()
+        };
+        let mut sp6 = sp.clone();
+        sp6.cluster_ips = vec!["fd00:96::10".parse().unwrap()];
+        sp6.affinity_timeout = Some(60);
+        sp6.endpoints = vec![v6("fd00:244::11")];
+        sp6.cluster_endpoints = sp6.endpoints.clone();
+        sp6.external_endpoints = sp6.endpoints.clone();
+        assert!(render(&sp6, &cfg, Family::V4) == Fragment::default());
+        let f6 = render(&sp6, &cfg, Family::V6);
+        assert!(f6.nat_services[0].starts_with("-A KUBE-SERVICES -d fd00:96::10/128 -p tcp"));
+        let rules: Vec<&String> = f6.chains.iter().flat_map(|(_, r)| r).collect();
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.contains("--to-destination [fd00:244::11]:8080")),
+            "{rules:?}"
+        );
+        assert!(rules.iter().any(|r| r.contains("-s fd00:244::11/128")));
+        assert!(rules
+            .iter()
+            .any(|r| r.contains("--mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
     }
 }

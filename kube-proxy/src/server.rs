@@ -118,7 +118,8 @@ pub async fn run(
                 backend = backend.name,
                 "using the iptables backend the host uses"
             );
-            Proxier::Iptables(IptProxier::new(cfg.clone(), backend))
+            let families = backend.families(&families()).await;
+            Proxier::Iptables(IptProxier::new(cfg.clone(), backend, families))
         }
         ProxyMode::Userspace => Proxier::Userspace(UserspaceProxier::new(cfg.clone())),
     };

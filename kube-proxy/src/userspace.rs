@@ -1,6 +1,7 @@
 //! The userspace mode, for hosts without a working packet filter: kube-proxy binds every
-//! service IP on a local interface (a `kube-proxy0` dummy link, or labelled addresses on `lo`
-//! where the kernel has no dummy driver), listens on each service port and node port itself,
+//! service IP on a local interface (a `kube-proxy0` link: a dummy, or a bridge without ports
+//! where the kernel has no dummy driver; failing both, labelled IPv4 addresses on `lo`, which
+//! cannot mark IPv6 ones as kube-proxy's), listens on each service port and node port itself,
 //! and relays TCP and UDP to endpoints round-robin, retrying the next endpoint when one does not
 //! accept. A port with no endpoints has no listener, so the kernel refuses connections at once.
 
@@ -28,9 +29,9 @@ use crate::{
     tracker::Changes,
 };
 
-/// The dummy interface service IPs are bound to.
-pub const DUMMY: &str = "kube-proxy0";
-/// The label of service IPs bound to `lo` when there is no dummy driver.
+/// The link service IPs are bound to.
+pub const LINK: &str = "kube-proxy0";
+/// The label of service IPs bound to `lo` when no `kube-proxy0` link can be made.
 pub const LO_LABEL: &str = "lo:kube-proxy";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -137,7 +138,8 @@ struct Listener {
 /// Where service IPs live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interface {
-    Dummy,
+    /// The `kube-proxy0` link.
+    Link,
     Loopback,
 }
 
@@ -167,13 +169,19 @@ impl UserspaceProxier {
         if let Some(i) = self.iface {
             return Ok(i);
         }
-        let iface = if exec::works("ip", &["link", "show", DUMMY], None).await
-            || exec::works("ip", &["link", "add", DUMMY, "type", "dummy"], None).await
+        let iface = if exec::works("ip", &["link", "show", LINK], None).await
+            || exec::works("ip", &["link", "add", LINK, "type", "dummy"], None).await
         {
-            exec::run("ip", &["link", "set", DUMMY, "up"], None).await?;
-            Interface::Dummy
+            exec::run("ip", &["link", "set", LINK, "up"], None).await?;
+            Interface::Link
+        } else if exec::works("ip", &["link", "add", LINK, "type", "bridge"], None).await {
+            tracing::info!(
+                "no dummy interface driver; binding service IPs to a bridge without ports"
+            );
+            exec::run("ip", &["link", "set", LINK, "up"], None).await?;
+            Interface::Link
         } else {
-            tracing::info!("no dummy interface driver; binding service IPs to lo");
+            tracing::info!("no dummy or bridge interface driver; binding service IPs to lo");
             Interface::Loopback
         };
         self.iface = Some(iface);
@@ -182,8 +190,14 @@ impl UserspaceProxier {
 
     async fn bound_ips(iface: Interface) -> Result<BTreeSet<IpAddr>, ProxyError> {
         let out = match iface {
-            Interface::Dummy => {
-                exec::run("ip", &["-o", "addr", "show", "dev", DUMMY], None).await?
+            Interface::Link => {
+                // Only service IPs: the link's own link-local address is not kube-proxy's.
+                exec::run(
+                    "ip",
+                    &["-o", "addr", "show", "dev", LINK, "scope", "global"],
+                    None,
+                )
+                .await?
             }
             Interface::Loopback => {
                 exec::run("ip", &["-o", "-4", "addr", "show", "label", LO_LABEL], None).await?
@@ -198,8 +212,13 @@ impl UserspaceProxier {
         for ip in wanted.difference(&have) {
             let cidr = format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 });
             let result = match (iface, ip) {
-                (Interface::Dummy, _) => {
-                    exec::run("ip", &["addr", "add", &cidr, "dev", DUMMY], None).await
+                (Interface::Link, IpAddr::V4(_)) => {
+                    exec::run("ip", &["addr", "add", &cidr, "dev", LINK], None).await
+                }
+                // Without duplicate address detection the address is usable at once instead of
+                // staying tentative (and unbindable) for a second or more.
+                (Interface::Link, IpAddr::V6(_)) => {
+                    exec::run("ip", &["addr", "add", &cidr, "dev", LINK, "nodad"], None).await
                 }
                 (Interface::Loopback, IpAddr::V4(_)) => {
                     exec::run(
@@ -220,11 +239,7 @@ impl UserspaceProxier {
         }
         for ip in have.difference(wanted) {
             let cidr = format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 });
-            let dev = if iface == Interface::Dummy {
-                DUMMY
-            } else {
-                "lo"
-            };
+            let dev = if iface == Interface::Link { LINK } else { "lo" };
             if let Err(err) = exec::run("ip", &["addr", "del", &cidr, "dev", dev], None).await {
                 tracing::warn!(%err, %ip, "unbinding a service IP");
             }
@@ -299,14 +314,14 @@ impl UserspaceProxier {
             }
             let pool = Pool::new(eps, affinity, allowed);
             let task = match key.protocol {
-                Protocol::Tcp => match TcpListener::bind(key.addr).await {
+                Protocol::Tcp => match listen_tcp(key.addr) {
                     Ok(listener) => tokio::spawn(serve_tcp(listener, pool.clone(), name)),
                     Err(err) => {
                         tracing::warn!(%err, addr = %key.addr, service = %name, "cannot listen for a service port");
                         continue;
                     }
                 },
-                Protocol::Udp => match UdpSocket::bind(key.addr).await {
+                Protocol::Udp => match bind_udp(key.addr) {
                     Ok(socket) => tokio::spawn(serve_udp(Arc::new(socket), pool.clone(), name)),
                     Err(err) => {
                         tracing::warn!(%err, addr = %key.addr, service = %name, "cannot listen for a service port");
@@ -327,6 +342,34 @@ impl UserspaceProxier {
             stale_udp: Vec::new(),
         })
     }
+}
+
+/// A non-blocking socket bound to `addr`. IPv6 sockets take IPv6 traffic only, so `[::]:port`
+/// sits beside `0.0.0.0:port` (a dual-stack socket would collide with it, and would hand IPv4
+/// clients to IPv6 endpoints).
+fn bound_socket(
+    addr: SocketAddr,
+    ty: socket2::Type,
+    reuse: bool,
+) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(reuse)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = bound_socket(addr, socket2::Type::STREAM, true)?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::from_std(bound_socket(addr, socket2::Type::DGRAM, false)?.into())
 }
 
 impl Drop for UserspaceProxier {
@@ -488,8 +531,8 @@ async fn relay_replies(
 
 /// Removes the dummy interface and any service IPs bound to `lo`.
 pub async fn cleanup() -> Result<(), ProxyError> {
-    if exec::works("ip", &["link", "show", DUMMY], None).await {
-        exec::run("ip", &["link", "del", DUMMY], None).await?;
+    if exec::works("ip", &["link", "show", LINK], None).await {
+        exec::run("ip", &["link", "del", LINK], None).await?;
     }
     let out = exec::run("ip", &["-o", "-4", "addr", "show", "label", LO_LABEL], None).await?;
     for ip in net::parse_ip_addr_output(&out) {
@@ -506,6 +549,18 @@ pub async fn cleanup() -> Result<(), ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn ipv4_and_ipv6_wildcards_share_a_port() {
+        let v4 = listen_tcp("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6 = listen_tcp(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port)).unwrap();
+        assert_eq!(v6.local_addr().unwrap().port(), port);
+        let u4 = bind_udp("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = u4.local_addr().unwrap().port();
+        bind_udp(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port)).unwrap();
+        assert!(bind_udp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port)).is_err());
+    }
 
     #[test]
     fn round_robin_and_affinity() {

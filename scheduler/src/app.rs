@@ -107,6 +107,16 @@ pub async fn run(opts: Options) -> Result<(), AppError> {
         sched.clone(),
         synced.clone(),
     ));
+    tokio::spawn(informers::namespaces(
+        client.clone(),
+        sched.clone(),
+        synced.clone(),
+    ));
+    tokio::spawn(informers::workloads(
+        client.clone(),
+        sched.clone(),
+        synced.clone(),
+    ));
 
     let mut health = HealthChecks::new();
     let ready = synced.clone();

@@ -9,9 +9,12 @@ use std::{
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::framework::{
-    types::{CountedSelectors, PodSelector, MAX_COUNTED_SELECTORS},
-    ClusterEvent, NodeInfo, PodInfo, Snapshot,
+use crate::{
+    framework::{
+        types::{CountedSelectors, NamespaceLabels, PodSelector, MAX_COUNTED_SELECTORS},
+        ClusterEvent, NodeInfo, PodInfo, Snapshot,
+    },
+    workloads::SharedWorkloads,
 };
 
 struct PodState {
@@ -45,9 +48,36 @@ pub struct Cache {
     /// The selectors every node counts, and those plugins asked for since the last snapshot.
     counted: CountedSelectors,
     wanted: Arc<Mutex<Vec<PodSelector>>>,
+    namespace_labels: Arc<NamespaceLabels>,
+    workloads: SharedWorkloads,
 }
 
 impl Cache {
+    /// The workload selectors, filled by their informers outside the cache lock.
+    pub fn workloads(&self) -> SharedWorkloads {
+        self.workloads.clone()
+    }
+
+    /// Records a namespace's labels.
+    pub fn set_namespace(&mut self, name: &str, labels: crate::selectors::Labels) {
+        if self.namespace_labels.get(name) != Some(&labels) {
+            Arc::make_mut(&mut self.namespace_labels).insert(name.to_string(), labels);
+        }
+    }
+
+    pub fn remove_namespace(&mut self, name: &str) {
+        if self.namespace_labels.contains_key(name) {
+            Arc::make_mut(&mut self.namespace_labels).remove(name);
+        }
+    }
+
+    /// Drops the namespaces a relist no longer shows.
+    pub fn retain_namespaces(&mut self, keep: impl Fn(&str) -> bool) {
+        if self.namespace_labels.keys().any(|n| !keep(n)) {
+            Arc::make_mut(&mut self.namespace_labels).retain(|n, _| keep(n));
+        }
+    }
+
     fn node_mut(&mut self, name: &Arc<str>) -> &mut NodeInfo {
         let counted = &self.counted;
         let entry = self.nodes.entry(name.clone()).or_insert_with(|| {
@@ -207,6 +237,8 @@ impl Cache {
             nodes_with_affinity_pods: Arc::new(with_affinity),
             counted: self.counted.clone(),
             wanted: self.wanted.clone(),
+            namespace_labels: self.namespace_labels.clone(),
+            workloads: self.workloads.clone(),
         }
     }
 }

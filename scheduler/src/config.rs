@@ -133,6 +133,24 @@ pub struct PluginConfig {
     pub args: serde_json::Value,
 }
 
+/// `PodTopologySpreadArgs`: the constraints given to pods that set none.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodTopologySpreadArgs {
+    pub default_constraints: Vec<k8s_openapi::api::core::v1::TopologySpreadConstraint>,
+    /// `System` (upstream's built-in defaults) or `List` (`defaultConstraints`).
+    pub defaulting_type: String,
+}
+
+impl Default for PodTopologySpreadArgs {
+    fn default() -> Self {
+        PodTopologySpreadArgs {
+            default_constraints: Vec::new(),
+            defaulting_type: "System".into(),
+        }
+    }
+}
+
 /// `NodeResourcesFitArgs`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -5,14 +5,15 @@
 use std::{
     collections::HashSet,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
         Arc,
     },
 };
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
-    core::v1::{Node, Pod},
+    apps::v1::{ReplicaSet, StatefulSet},
+    core::v1::{Namespace, Node, Pod, ReplicationController, Service},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -24,6 +25,7 @@ use kube::{
 use crate::{
     framework::{ClusterEvent, PodInfo},
     scheduler::Scheduler,
+    workloads::{Kind, Selector},
 };
 
 /// Whether each watch has delivered its initial list.
@@ -32,6 +34,9 @@ pub struct Synced {
     pub nodes: AtomicBool,
     pub pods: AtomicBool,
     pub pdbs: AtomicBool,
+    pub namespaces: AtomicBool,
+    /// One bit per workload kind that has listed.
+    pub workloads: AtomicU8,
 }
 
 impl Synced {
@@ -39,6 +44,8 @@ impl Synced {
         self.nodes.load(Ordering::Acquire)
             && self.pods.load(Ordering::Acquire)
             && self.pdbs.load(Ordering::Acquire)
+            && self.namespaces.load(Ordering::Acquire)
+            && self.workloads.load(Ordering::Acquire) == ALL_WORKLOADS
     }
 }
 
@@ -239,4 +246,114 @@ pub async fn pdbs(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
         },
     )
     .await;
+}
+
+/// Namespace labels, for pod affinity `namespaceSelector`s; only the labels are kept.
+pub async fn namespaces(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
+    let api: Api<Namespace> = Api::all(client);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    drive(
+        stream,
+        "namespaces",
+        |ns| {
+            let name = ns.metadata.name.unwrap_or_default();
+            sched
+                .cache()
+                .set_namespace(&name, ns.metadata.labels.unwrap_or_default());
+        },
+        |ns| {
+            sched
+                .cache()
+                .remove_namespace(ns.metadata.name.as_deref().unwrap_or(""));
+        },
+        |seen| {
+            sched.cache().retain_namespaces(|n| seen.contains(n));
+            synced.namespaces.store(true, Ordering::Release);
+        },
+    )
+    .await;
+}
+
+/// The `Synced::workloads` bits of the four kinds `workloads` watches.
+const ALL_WORKLOADS: u8 = 0b1111;
+
+/// Watches one workload kind, keeping only its selector.
+async fn workload<K>(
+    client: Client,
+    sched: Arc<Scheduler>,
+    synced: Arc<Synced>,
+    kind: Kind,
+    selector: fn(&K) -> Option<Selector>,
+) where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+    K::DynamicType: Default,
+{
+    let store = sched.cache().workloads();
+    let set = |obj: &K, sel: Option<Selector>| {
+        let meta = obj.meta();
+        if let Ok(mut w) = store.write() {
+            w.set(
+                kind,
+                meta.namespace.as_deref().unwrap_or(""),
+                meta.name.as_deref().unwrap_or(""),
+                sel,
+            );
+        }
+    };
+    let api: Api<K> = Api::all(client);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    drive(
+        stream,
+        "workloads",
+        |obj| set(&obj, selector(&obj)),
+        |obj| set(&obj, None),
+        |seen| {
+            if let Ok(mut w) = store.write() {
+                for key in w.keys(kind) {
+                    if !seen.contains(&key) {
+                        let (ns, name) = key.split_once('/').unwrap_or(("", &key));
+                        w.set(kind, ns, name, None);
+                    }
+                }
+            }
+            synced.workloads.fetch_or(1 << kind as u8, Ordering::AcqRel);
+        },
+    )
+    .await;
+}
+
+/// Services, ReplicationControllers, ReplicaSets and StatefulSets, for the selectors default
+/// topology spread constraints use.
+pub async fn workloads(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
+    tokio::join!(
+        workload::<Service>(
+            client.clone(),
+            sched.clone(),
+            synced.clone(),
+            Kind::Service,
+            |s| s.spec.as_ref()?.selector.clone().map(Selector::Set),
+        ),
+        workload::<ReplicationController>(
+            client.clone(),
+            sched.clone(),
+            synced.clone(),
+            Kind::ReplicationController,
+            |rc| rc.spec.as_ref()?.selector.clone().map(Selector::Set),
+        ),
+        workload::<ReplicaSet>(
+            client.clone(),
+            sched.clone(),
+            synced.clone(),
+            Kind::ReplicaSet,
+            |rs| Some(Selector::LabelSelector(rs.spec.as_ref()?.selector.clone())),
+        ),
+        workload::<StatefulSet>(client, sched, synced, Kind::StatefulSet, |ss| Some(
+            Selector::LabelSelector(ss.spec.as_ref()?.selector.clone())
+        ),),
+    );
 }

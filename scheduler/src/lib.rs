@@ -16,3 +16,4 @@ pub mod resources;
 pub mod scheduler;
 pub mod selectors;
 pub mod server;
+pub mod workloads;

@@ -60,12 +60,21 @@ pub const MAX_COUNTED_SELECTORS: usize = 64;
 /// per-domain counts in PreFilter). Append-only; the cache adds the selectors plugins ask for.
 pub type CountedSelectors = Arc<Vec<PodSelector>>;
 
-/// A pod (anti-)affinity term with its namespaces resolved.
+/// Namespace name -> its labels, for `namespaceSelector`s (the only part of a Namespace the
+/// scheduler keeps).
+pub type NamespaceLabels = HashMap<String, Labels>;
+
+static NO_LABELS: Labels = Labels::new();
+
+/// A pod (anti-)affinity term: the namespaces it lists (or its pod's own) and its
+/// `namespaceSelector`, matched against namespace labels as upstream's `AffinityTerm.Matches`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AffinityTerm {
     pub namespaces: HashSet<String>,
     /// An empty `namespaceSelector` selects every namespace.
     pub all_namespaces: bool,
+    /// A non-empty `namespaceSelector`.
+    pub namespace_selector: Option<LabelSelector>,
     pub selector: Option<LabelSelector>,
     pub topology_key: String,
     pub weight: i64,
@@ -84,25 +93,45 @@ impl AffinityTerm {
         AffinityTerm {
             namespaces,
             all_namespaces,
+            namespace_selector: term.namespace_selector.clone().filter(|_| !all_namespaces),
             selector: term.label_selector.clone(),
             topology_key: term.topology_key.clone(),
             weight,
         }
     }
 
-    /// The pods this term selects, for counting; `None` when it selects none.
-    pub fn pod_selector(&self) -> Option<PodSelector> {
+    /// The pods this term selects, for counting, with the namespaces its `namespaceSelector`
+    /// picks today merged in (as upstream's PreFilter does); `None` when it selects none.
+    pub fn pod_selector(&self, namespace_labels: &NamespaceLabels) -> Option<PodSelector> {
+        let mut namespaces = self.namespaces.clone();
+        if let Some(sel) = &self.namespace_selector {
+            namespaces.extend(
+                namespace_labels
+                    .iter()
+                    .filter(|(_, labels)| label_selector_matches(sel, labels))
+                    .map(|(name, _)| name.clone()),
+            );
+        }
         Some(PodSelector {
-            namespaces: self.namespaces.clone(),
+            namespaces,
             all_namespaces: self.all_namespaces,
             selector: self.selector.clone()?,
             skip_terminating: false,
         })
     }
 
+    /// Whether the term covers the namespace `ns`.
+    fn covers(&self, ns: &str, namespace_labels: &NamespaceLabels) -> bool {
+        self.all_namespaces
+            || self.namespaces.contains(ns)
+            || self.namespace_selector.as_ref().is_some_and(|sel| {
+                label_selector_matches(sel, namespace_labels.get(ns).unwrap_or(&NO_LABELS))
+            })
+    }
+
     /// Whether `pod` is one of the pods this term selects.
-    pub fn matches(&self, pod: &PodInfo) -> bool {
-        (self.all_namespaces || self.namespaces.contains(&pod.namespace))
+    pub fn matches(&self, pod: &PodInfo, namespace_labels: &NamespaceLabels) -> bool {
+        self.covers(&pod.namespace, namespace_labels)
             && self
                 .selector
                 .as_ref()
@@ -470,6 +499,10 @@ pub struct Snapshot {
     pub counted: CountedSelectors,
     /// Selectors plugins asked to have counted, for the cache to add before the next cycle.
     pub wanted: Arc<Mutex<Vec<PodSelector>>>,
+    /// Labels of every namespace, for `namespaceSelector`s.
+    pub namespace_labels: Arc<NamespaceLabels>,
+    /// Workload selectors, for default topology spread constraints.
+    pub workloads: crate::workloads::SharedWorkloads,
 }
 
 impl Snapshot {
@@ -490,5 +523,54 @@ impl Snapshot {
     /// How many pods on `node` `selector` matches (`id` from `counted_id`).
     pub fn count(&self, node: &NodeInfo, selector: &PodSelector, id: Option<usize>) -> i64 {
         node.count(selector, id, &self.counted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(ns: &str, term: serde_json::Value) -> PodInfo {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": ns, "labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "c"}], "affinity": {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [term]}}}
+        }))
+        .unwrap();
+        PodInfo::new(Arc::new(p))
+    }
+
+    #[test]
+    fn affinity_terms_resolve_namespaces_as_upstream() {
+        let labels: NamespaceLabels = [
+            ("a".to_string(), Labels::from([("team".into(), "x".into())])),
+            ("b".to_string(), Labels::new()),
+        ]
+        .into();
+        let term = |extra: serde_json::Value| {
+            let mut t =
+                json!({"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "k"});
+            for (k, v) in extra.as_object().unwrap() {
+                t[k] = v.clone();
+            }
+            pod("b", t).required_anti_affinity[0].clone()
+        };
+        let in_a = pod("a", json!({"topologyKey": "k"}));
+        let in_b = pod("b", json!({"topologyKey": "k"}));
+        // Neither namespaces nor selector: the pod's own namespace.
+        let own = term(json!({}));
+        assert!(!own.matches(&in_a, &labels) && own.matches(&in_b, &labels));
+        // An empty selector: every namespace.
+        let all = term(json!({"namespaceSelector": {}}));
+        assert!(all.matches(&in_a, &labels) && all.matches(&in_b, &labels));
+        // A selector: the namespaces whose labels match, plus any listed.
+        let team = term(json!({"namespaceSelector": {"matchLabels": {"team": "x"}}}));
+        assert!(team.matches(&in_a, &labels) && !team.matches(&in_b, &labels));
+        let sel = team.pod_selector(&labels).unwrap();
+        assert_eq!(sel.namespaces, HashSet::from(["a".to_string()]));
+        let both = term(json!({"namespaces": ["b"],
+            "namespaceSelector": {"matchLabels": {"team": "x"}}}));
+        assert!(both.matches(&in_a, &labels) && both.matches(&in_b, &labels));
     }
 }

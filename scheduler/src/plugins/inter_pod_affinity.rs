@@ -38,6 +38,8 @@ fn sum_for_node(counts: &TopologyCounts, node: &NodeInfo) -> i64 {
 
 #[derive(Default)]
 struct FilterState {
+    /// Whether the incoming pod matches all its own required affinity terms.
+    matches_own_affinity: bool,
     existing_anti_affinity: TopologyCounts,
     affinity: TopologyCounts,
     anti_affinity: TopologyCounts,
@@ -89,11 +91,15 @@ impl Plugin for InterPodAffinity {
         pod: &PodInfo,
         snapshot: &Snapshot,
     ) -> Result<PreFilterResult, Status> {
-        let mut s = FilterState::default();
+        let ns = &*snapshot.namespace_labels;
+        let mut s = FilterState {
+            matches_own_affinity: pod.required_affinity.iter().all(|t| t.matches(pod, ns)),
+            ..Default::default()
+        };
         for &i in snapshot.nodes_with_affinity_pods.iter() {
             let node = &snapshot.nodes[i];
             for (term, pods) in node.anti_affinity_terms() {
-                if term.matches(pod) {
+                if term.matches(pod, ns) {
                     add_for_term(&mut s.existing_anti_affinity, term, node, *pods);
                 }
             }
@@ -101,7 +107,7 @@ impl Plugin for InterPodAffinity {
         // The pods the incoming pod's terms select, per domain, from the nodes' counts.
         let terms = |terms: &[AffinityTerm], counts: &mut TopologyCounts| {
             for term in terms {
-                let Some(selector) = term.pod_selector() else {
+                let Some(selector) = term.pod_selector(ns) else {
                     continue;
                 };
                 let id = snapshot.counted_id(&selector);
@@ -152,10 +158,11 @@ impl Plugin for InterPodAffinity {
             });
             // The first pod of a group that selects itself may go anywhere with the keys.
             let first_of_group = s.affinity.is_empty()
+                && s.matches_own_affinity
                 && pod
                     .required_affinity
                     .iter()
-                    .all(|t| t.matches(pod) && node.labels.contains_key(&t.topology_key));
+                    .all(|t| node.labels.contains_key(&t.topology_key));
             if !satisfied && !first_of_group {
                 return Err(Status {
                     code: Code::UnschedulableAndUnresolvable,
@@ -178,16 +185,17 @@ impl Plugin for InterPodAffinity {
         if !has_preferred && snapshot.nodes_with_affinity_pods.is_empty() {
             return Ok(false);
         }
+        let ns = &*snapshot.namespace_labels;
         let mut scores = TopologyCounts::new();
         let mut visit = |node: &NodeInfo| {
             for existing in &node.pods {
                 for t in &pod.preferred_affinity {
-                    if t.matches(existing) {
+                    if t.matches(existing, ns) {
                         add_for_term(&mut scores, t, node, t.weight);
                     }
                 }
                 for t in &pod.preferred_anti_affinity {
-                    if t.matches(existing) {
+                    if t.matches(existing, ns) {
                         add_for_term(&mut scores, t, node, -t.weight);
                     }
                 }
@@ -195,17 +203,17 @@ impl Plugin for InterPodAffinity {
                     continue;
                 }
                 for t in &existing.required_affinity {
-                    if t.matches(pod) {
+                    if t.matches(pod, ns) {
                         add_for_term(&mut scores, t, node, HARD_POD_AFFINITY_WEIGHT);
                     }
                 }
                 for t in &existing.preferred_affinity {
-                    if t.matches(pod) {
+                    if t.matches(pod, ns) {
                         add_for_term(&mut scores, t, node, t.weight);
                     }
                 }
                 for t in &existing.preferred_anti_affinity {
-                    if t.matches(pod) {
+                    if t.matches(pod, ns) {
                         add_for_term(&mut scores, t, node, -t.weight);
                     }
                 }

@@ -69,7 +69,9 @@ pub fn build(name: &str, profile: &Profile) -> Result<Option<Arc<dyn Plugin>>, C
                 .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?,
         ),
         volume_restrictions::NAME => Arc::new(volume_restrictions::VolumeRestrictions),
-        pod_topology_spread::NAME => Arc::new(pod_topology_spread::PodTopologySpread),
+        pod_topology_spread::NAME => Arc::new(pod_topology_spread::PodTopologySpread::new(
+            profile.args(name)?,
+        )?),
         inter_pod_affinity::NAME => Arc::new(inter_pod_affinity::InterPodAffinity),
         balanced_allocation::NAME => Arc::new(balanced_allocation::BalancedAllocation::new(
             profile.args(name)?,

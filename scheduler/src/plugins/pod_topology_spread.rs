@@ -9,18 +9,21 @@ use std::{
 
 use k8s_openapi::{
     api::core::v1::TopologySpreadConstraint,
-    apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement,
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
 };
 
 use crate::{
+    config::{ConfigError, PodTopologySpreadArgs},
     framework::{
         types::PodSelector, ClusterEvent, Code, CycleState, ExtensionPoint, NodeInfo, Plugin,
         PodInfo, PreFilterResult, Snapshot, Status, ALL_EVENTS, MAX_NODE_SCORE,
     },
+    plugins::taint_toleration::untolerated_taint,
     selectors::{label_selector_matches, node_selector_term_matches},
 };
 
 pub const NAME: &str = "PodTopologySpread";
+const ZONE: &str = "topology.kubernetes.io/zone";
 const SKEW: &str = "node(s) didn't match pod topology spread constraints";
 const MISSING_LABEL: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
@@ -33,44 +36,77 @@ struct Constraint {
     /// The pods the constraint counts: its selector, in the pod's namespace.
     pods: PodSelector,
     min_domains: i64,
+    /// `nodeAffinityPolicy: Honor` (the default): only nodes matching the pod's node selector
+    /// and required node affinity count as domains.
+    honor_affinity: bool,
+    /// `nodeTaintsPolicy: Honor`: nodes with taints the pod does not tolerate are left out.
+    honor_taints: bool,
 }
 
-fn constraints(pod: &PodInfo, action: &str) -> Vec<Constraint> {
-    let list: &[TopologySpreadConstraint] = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.topology_spread_constraints.as_deref())
-        .unwrap_or(&[]);
-    list.iter()
-        .filter(|c| c.when_unsatisfiable == action)
-        .map(|c| {
-            let mut selector = c.label_selector.clone().unwrap_or_default();
-            for key in c.match_label_keys.iter().flatten() {
-                if let Some(value) = pod.labels.get(key) {
-                    selector
-                        .match_expressions
-                        .get_or_insert_with(Vec::new)
-                        .push(LabelSelectorRequirement {
-                            key: key.clone(),
-                            operator: "In".into(),
-                            values: Some(vec![value.clone()]),
-                        });
-                }
-            }
-            Constraint {
-                max_skew: i64::from(c.max_skew),
-                key: c.topology_key.clone(),
-                pods: PodSelector {
-                    namespaces: HashSet::from([pod.namespace.clone()]),
-                    all_namespaces: false,
-                    selector,
-                    skip_terminating: true,
-                },
-                min_domains: i64::from(c.min_domains.unwrap_or(1)),
-            }
+impl Constraint {
+    /// Whether the node counts for this constraint under its node inclusion policies.
+    fn includes(&self, node: &NodeEligibility) -> bool {
+        (!self.honor_affinity || node.affinity) && (!self.honor_taints || node.taints)
+    }
+}
+
+/// The node inclusion facts, computed once per node for all constraints.
+struct NodeEligibility {
+    affinity: bool,
+    taints: bool,
+}
+
+fn eligibility(pod: &PodInfo, node: &NodeInfo, cs: &[Constraint]) -> NodeEligibility {
+    NodeEligibility {
+        affinity: !cs.iter().any(|c| c.honor_affinity) || honors_node_affinity(pod, node),
+        taints: !cs.iter().any(|c| c.honor_taints) || untolerated_taint(pod, node).is_none(),
+    }
+}
+
+/// Upstream's system default constraints: spread by zone (maxSkew 5) and by node (maxSkew 3),
+/// as preferences only.
+fn system_defaults() -> Vec<TopologySpreadConstraint> {
+    [(ZONE, 5), (HOSTNAME, 3)]
+        .into_iter()
+        .map(|(key, max_skew)| TopologySpreadConstraint {
+            max_skew,
+            topology_key: key.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            ..Default::default()
         })
         .collect()
+}
+
+fn constraint(
+    pod: &PodInfo,
+    c: &TopologySpreadConstraint,
+    mut selector: LabelSelector,
+) -> Constraint {
+    for key in c.match_label_keys.iter().flatten() {
+        if let Some(value) = pod.labels.get(key) {
+            selector
+                .match_expressions
+                .get_or_insert_with(Vec::new)
+                .push(LabelSelectorRequirement {
+                    key: key.clone(),
+                    operator: "In".into(),
+                    values: Some(vec![value.clone()]),
+                });
+        }
+    }
+    Constraint {
+        max_skew: i64::from(c.max_skew),
+        key: c.topology_key.clone(),
+        pods: PodSelector {
+            namespaces: HashSet::from([pod.namespace.clone()]),
+            all_namespaces: false,
+            selector,
+            skip_terminating: true,
+        },
+        min_domains: i64::from(c.min_domains.unwrap_or(1)),
+        honor_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
+        honor_taints: c.node_taints_policy.as_deref() == Some("Honor"),
+    }
 }
 
 /// Whether the node passes the pod's node selector and required node affinity
@@ -124,9 +160,89 @@ struct ScoreState {
     constraints: Vec<Constraint>,
     counts: Vec<HashMap<String, i64>>,
     weights: Vec<f64>,
+    /// Nodes missing any constraint's topology key are left out of scoring.
+    require_all: bool,
 }
 
-pub struct PodTopologySpread;
+pub struct PodTopologySpread {
+    /// Constraints for pods that set none (selector built per pod from its workloads).
+    defaults: Vec<TopologySpreadConstraint>,
+    /// The defaults are upstream's system ones: nodes missing a topology key are then still
+    /// scored on the keys they have.
+    system_defaulted: bool,
+}
+
+impl PodTopologySpread {
+    pub fn new(args: PodTopologySpreadArgs) -> Result<PodTopologySpread, ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(format!("{NAME}: {msg}")));
+        let system_defaulted = match args.defaulting_type.as_str() {
+            "System" if args.default_constraints.is_empty() => true,
+            "System" => {
+                return invalid(
+                    "defaultConstraints must be empty when defaultingType is System".into(),
+                )
+            }
+            "List" => false,
+            other => return invalid(format!("unsupported defaultingType {other:?}")),
+        };
+        if args
+            .default_constraints
+            .iter()
+            .any(|c| c.label_selector.is_some())
+        {
+            return invalid("defaultConstraints must not define a labelSelector".into());
+        }
+        Ok(PodTopologySpread {
+            defaults: if system_defaulted {
+                system_defaults()
+            } else {
+                args.default_constraints
+            },
+            system_defaulted,
+        })
+    }
+
+    /// The pod's constraints with `whenUnsatisfiable == action`, or the default ones when it
+    /// sets none; and whether they are the pod's own.
+    fn constraints(
+        &self,
+        pod: &PodInfo,
+        action: &str,
+        snapshot: &Snapshot,
+    ) -> (Vec<Constraint>, bool) {
+        let own: &[TopologySpreadConstraint] = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_deref())
+            .unwrap_or(&[]);
+        if !own.is_empty() {
+            let cs = own
+                .iter()
+                .filter(|c| c.when_unsatisfiable == action)
+                .map(|c| constraint(pod, c, c.label_selector.clone().unwrap_or_default()))
+                .collect();
+            return (cs, true);
+        }
+        if !self.defaults.iter().any(|c| c.when_unsatisfiable == action) {
+            return (Vec::new(), false);
+        }
+        let selector = match snapshot.workloads.read() {
+            Ok(w) => w.default_selector(pod),
+            Err(_) => None,
+        };
+        let Some(selector) = selector else {
+            return (Vec::new(), false);
+        };
+        let cs = self
+            .defaults
+            .iter()
+            .filter(|c| c.when_unsatisfiable == action)
+            .map(|c| constraint(pod, c, selector.clone()))
+            .collect();
+        (cs, false)
+    }
+}
 
 impl Plugin for PodTopologySpread {
     fn name(&self) -> &'static str {
@@ -152,17 +268,21 @@ impl Plugin for PodTopologySpread {
         pod: &PodInfo,
         snapshot: &Snapshot,
     ) -> Result<PreFilterResult, Status> {
-        let cs = constraints(pod, "DoNotSchedule");
+        let (cs, _) = self.constraints(pod, "DoNotSchedule", snapshot);
         if cs.is_empty() {
             return Ok(PreFilterResult::Skip);
         }
         let ids: Vec<Option<usize>> = cs.iter().map(|c| snapshot.counted_id(&c.pods)).collect();
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
         for node in &snapshot.nodes {
-            if !has_keys(node, &cs) || !honors_node_affinity(pod, node) {
+            if !has_keys(node, &cs) {
                 continue;
             }
+            let eligible = eligibility(pod, node, &cs);
             for (i, c) in cs.iter().enumerate() {
+                if !c.includes(&eligible) {
+                    continue;
+                }
                 let value = node.labels.get(&c.key).map_or("", String::as_str);
                 add(&mut counts[i], value, snapshot.count(node, &c.pods, ids[i]));
             }
@@ -216,13 +336,14 @@ impl Plugin for PodTopologySpread {
         feasible: &[Arc<NodeInfo>],
         snapshot: &Snapshot,
     ) -> Result<bool, Status> {
-        let cs = constraints(pod, "ScheduleAnyway");
+        let (cs, own) = self.constraints(pod, "ScheduleAnyway", snapshot);
         if cs.is_empty() {
             return Ok(false);
         }
+        let require_all = own || !self.system_defaulted;
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
-        let mut domains: Vec<std::collections::HashSet<&str>> = vec![Default::default(); cs.len()];
-        for node in feasible.iter().filter(|n| has_keys(n, &cs)) {
+        let mut domains: Vec<HashSet<&str>> = vec![Default::default(); cs.len()];
+        for node in feasible.iter().filter(|n| !require_all || has_keys(n, &cs)) {
             for (i, c) in cs.iter().enumerate() {
                 if let Some(v) = node.labels.get(&c.key) {
                     domains[i].insert(v.as_str());
@@ -231,13 +352,16 @@ impl Plugin for PodTopologySpread {
         }
         let ids: Vec<Option<usize>> = cs.iter().map(|c| snapshot.counted_id(&c.pods)).collect();
         for node in &snapshot.nodes {
-            if !has_keys(node, &cs) || !honors_node_affinity(pod, node) {
+            if require_all && !has_keys(node, &cs) {
                 continue;
             }
+            let eligible = eligibility(pod, node, &cs);
             for (i, c) in cs.iter().enumerate() {
-                let value = node.labels.get(&c.key).map_or("", String::as_str);
-                // Per-node domains count only the feasible nodes.
-                if c.key == HOSTNAME && !domains[i].contains(value) {
+                let Some(value) = node.labels.get(&c.key) else {
+                    continue;
+                };
+                // Only domains of feasible nodes are scored, and so counted.
+                if !c.includes(&eligible) || !domains[i].contains(value.as_str()) {
                     continue;
                 }
                 add(&mut counts[i], value, snapshot.count(node, &c.pods, ids[i]));
@@ -253,22 +377,26 @@ impl Plugin for PodTopologySpread {
                 constraints: cs,
                 counts,
                 weights,
+                require_all,
             },
         );
         Ok(true)
     }
 
-    /// Nodes without every topology key score -1 and end at 0 after normalising.
+    /// Nodes without every topology key (when all are required) score -1 and end at 0 after
+    /// normalising; otherwise a node is scored on the keys it has.
     fn score(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
         let Some(s) = state.read::<ScoreState>(NAME) else {
             return Err(Status::error("PodTopologySpread: no PreScore state"));
         };
-        if !has_keys(node, &s.constraints) {
+        if s.require_all && !has_keys(node, &s.constraints) {
             return Ok(-1);
         }
         let mut score = 0f64;
         for (i, c) in s.constraints.iter().enumerate() {
-            let value = node.labels.get(&c.key).map_or("", |v| v.as_str());
+            let Some(value) = node.labels.get(&c.key) else {
+                continue;
+            };
             let count = s.counts[i].get(value).copied().unwrap_or(0);
             score += count as f64 * s.weights[i] + (c.max_skew - 1) as f64;
         }
@@ -288,5 +416,42 @@ impl Plugin for PodTopologySpread {
                 MAX_NODE_SCORE * (max + min - *s) / max
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(v: serde_json::Value) -> PodTopologySpreadArgs {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn defaulting_types() {
+        let system = PodTopologySpread::new(PodTopologySpreadArgs::default()).unwrap();
+        assert!(system.system_defaulted);
+        let keys: Vec<_> = system
+            .defaults
+            .iter()
+            .map(|c| (c.topology_key.as_str(), c.max_skew))
+            .collect();
+        assert_eq!(keys, [(ZONE, 5), (HOSTNAME, 3)]);
+        let c = json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"});
+        let list = PodTopologySpread::new(args(
+            json!({"defaultingType": "List", "defaultConstraints": [c]}),
+        ))
+        .unwrap();
+        assert!(!list.system_defaulted);
+        assert_eq!(list.defaults.len(), 1);
+        assert!(PodTopologySpread::new(args(json!({"defaultConstraints": [c]}))).is_err());
+        let mut with_selector = c.clone();
+        with_selector["labelSelector"] = json!({});
+        assert!(PodTopologySpread::new(args(
+            json!({"defaultingType": "List", "defaultConstraints": [with_selector]})
+        ))
+        .is_err());
+        assert!(PodTopologySpread::new(args(json!({"defaultingType": "Other"}))).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! TaintToleration: pods land only on nodes whose NoSchedule/NoExecute taints they tolerate,
 //! and prefer nodes with fewer untolerated PreferNoSchedule taints.
 
+use k8s_openapi::api::core::v1::Taint;
+
 use crate::framework::{
     default_normalize, types::tolerates, CycleState, ExtensionPoint, NodeInfo, Plugin, PodInfo,
     Status,
@@ -9,6 +11,14 @@ use crate::framework::{
 pub const NAME: &str = "TaintToleration";
 
 pub struct TaintToleration;
+
+/// The first NoSchedule/NoExecute taint of the node the pod does not tolerate.
+pub fn untolerated_taint<'a>(pod: &PodInfo, node: &'a NodeInfo) -> Option<&'a Taint> {
+    node.taints().iter().find(|taint| {
+        (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
+            && !pod.tolerations.iter().any(|t| tolerates(t, taint))
+    })
+}
 
 impl Plugin for TaintToleration {
     fn name(&self) -> &'static str {
@@ -20,11 +30,7 @@ impl Plugin for TaintToleration {
     }
 
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
-        let untolerated = node.taints().iter().find(|taint| {
-            (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
-                && !pod.tolerations.iter().any(|t| tolerates(t, taint))
-        });
-        match untolerated {
+        match untolerated_taint(pod, node) {
             None => Ok(()),
             Some(taint) => Err(Status::unresolvable(format!(
                 "node(s) had untolerated taint {{{}: {}}}",
