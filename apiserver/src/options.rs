@@ -49,7 +49,7 @@ pub struct Options {
     #[arg(long = "cert-dir", default_value = "/var/run/kubernetes")]
     pub cert_dir: PathBuf,
 
-    /// Range of service cluster IPs.
+    /// Service cluster IP CIDR, or two comma-separated CIDRs (one per IP family) for dual-stack.
     #[arg(long = "service-cluster-ip-range", default_value = "10.0.0.0/24")]
     pub service_cluster_ip_range: String,
 

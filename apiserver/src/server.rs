@@ -13,7 +13,7 @@ use crate::{
     options::Options,
     registry::{
         bootstrap, catalog,
-        service::{IpRange, PortRange},
+        service::{PortRange, ServiceIpRanges},
         ResourceDef,
     },
     storage::{compactor, reflector::Reflector, Cache, Etcd},
@@ -21,7 +21,7 @@ use crate::{
 
 /// Settings derived from the flags.
 pub struct Config {
-    pub service_ip_range: IpRange,
+    pub service_ip_range: ServiceIpRanges,
     pub node_port_range: PortRange,
     pub secure_port: u16,
     pub namespace_lifecycle: bool,
@@ -97,7 +97,7 @@ impl ApiServer {
             admission,
             metrics,
             config: Config {
-                service_ip_range: IpRange::parse(&options.service_cluster_ip_range)
+                service_ip_range: ServiceIpRanges::parse(&options.service_cluster_ip_range)
                     .map_err(anyhow::Error::msg)
                     .context("--service-cluster-ip-range")?,
                 node_port_range: PortRange::parse(&options.service_node_port_range)

@@ -137,6 +137,42 @@ async fn crud_preconditions_and_errors() {
     assert_eq!(refused.code, 404);
 }
 
+/// Patches without a resourceVersion never fail on a concurrent write: the apiserver re-applies
+/// them to the newer object (as `kubectl label` racing a controller's status update needs).
+#[tokio::test]
+async fn concurrent_patches_are_retried_not_refused() {
+    let etcd = Etcd::start().unwrap();
+    let server = ApiServer::start(&etcd).unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "patches").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "patches");
+    cms.create(&PostParams::default(), &cm("shared", json!({})))
+        .await
+        .unwrap();
+    let writers = (0..8).map(|i| {
+        let cms = cms.clone();
+        async move {
+            let patch = json!({"metadata": {"labels": {format!("writer-{i}"): "x"}}});
+            cms.patch("shared", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+        }
+    });
+    for result in futures::future::join_all(writers).await {
+        result.unwrap();
+    }
+    let labels = cms.get("shared").await.unwrap().metadata.labels.unwrap();
+    assert_eq!(labels.len(), 8, "{labels:?}");
+
+    // A resourceVersion in the patch stays a precondition.
+    let stale = json!({"metadata": {"resourceVersion": "1", "labels": {"late": "x"}}});
+    let err = api_error(
+        cms.patch("shared", &PatchParams::default(), &Patch::Merge(&stale))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+}
+
 #[tokio::test]
 async fn pagination_is_consistent() {
     let etcd = Etcd::start().unwrap();
@@ -392,6 +428,171 @@ async fn pods_delete_gracefully_and_services_get_unique_addresses() {
     let default: Api<Service> = Api::namespaced(client.clone(), "default");
     let k = default.get("kubernetes").await.unwrap();
     assert_eq!(k.spec.unwrap().cluster_ip.as_deref(), Some("10.0.0.1"));
+}
+
+fn service(name: &str, spec: serde_json::Value) -> Service {
+    let mut spec = spec;
+    spec["ports"] = json!([{"port": 80}]);
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+}
+
+#[tokio::test]
+async fn dual_stack_services_get_one_address_per_family() {
+    let etcd = Etcd::start().unwrap();
+    let dual = ApiServer::start_with(
+        &etcd,
+        &["--service-cluster-ip-range=10.96.0.0/16,fd00:96::/112"],
+    )
+    .unwrap();
+    let single =
+        ApiServer::start_with(&etcd, &["--service-cluster-ip-range=10.96.0.0/16"]).unwrap();
+    let client = dual.client().await.unwrap();
+    namespace(&client, "ds").await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "ds");
+    let pp = PostParams::default();
+    let in_v6_range = |ip: &str| {
+        let ip: std::net::Ipv6Addr = ip.parse().unwrap();
+        (ip.segments()[..6] == [0xfd00, 0x96, 0, 0, 0, 0]) && ip.segments()[6] == 0
+    };
+
+    let both = services
+        .create(
+            &pp,
+            &service(
+                "both",
+                json!({"selector": {"a": "b"}, "ipFamilyPolicy": "PreferDualStack"}),
+            ),
+        )
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    let ips = both.cluster_ips.unwrap();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    assert_eq!(both.cluster_ip.as_deref(), Some(ips[0].as_str()));
+    assert!(ips[0].parse::<std::net::Ipv4Addr>().unwrap().octets()[..2] == [10, 96]);
+    assert!(in_v6_range(&ips[1]), "{ips:?}");
+    assert_eq!(both.ip_families.unwrap(), ["IPv4", "IPv6"]);
+    assert_eq!(both.ip_family_policy.as_deref(), Some("PreferDualStack"));
+
+    let six = services
+        .create(
+            &pp,
+            &service(
+                "six",
+                json!({"selector": {"a": "b"}, "ipFamilies": ["IPv6"]}),
+            ),
+        )
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    let ips = six.cluster_ips.unwrap();
+    assert_eq!(ips.len(), 1);
+    assert!(in_v6_range(&ips[0]), "{ips:?}");
+    assert_eq!(six.ip_families.unwrap(), ["IPv6"]);
+    assert_eq!(six.ip_family_policy.as_deref(), Some("SingleStack"));
+
+    let headless = services
+        .create(&pp, &service("headless", json!({"clusterIP": "None"})))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(headless.cluster_ips.unwrap(), ["None"]);
+    assert_eq!(headless.ip_families.unwrap(), ["IPv4", "IPv6"]);
+    assert_eq!(
+        headless.ip_family_policy.as_deref(),
+        Some("RequireDualStack")
+    );
+
+    // Requested addresses are reserved, and a delete gives every family's address back.
+    let pinned = json!({"selector": {"a": "b"}, "ipFamilyPolicy": "RequireDualStack",
+        "clusterIPs": ["10.96.5.5", "fd00:96::5"], "clusterIP": "10.96.5.5"});
+    let spec = services
+        .create(&pp, &service("pinned", pinned.clone()))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(spec.cluster_ips.unwrap(), ["10.96.5.5", "fd00:96::5"]);
+    let taken = api_error(
+        services
+            .create(
+                &pp,
+                &service(
+                    "taken",
+                    json!({"selector": {"a": "b"}, "clusterIP": "fd00:96::5"}),
+                ),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(taken.code, 422);
+    assert!(taken.message.contains("spec.clusterIPs[0]: Invalid value: \"fd00:96::5\": failed to allocate IP fd00:96::5: provided IP is already allocated"), "{}", taken.message);
+    services
+        .delete("pinned", &DeleteParams::default())
+        .await
+        .unwrap();
+    let again = services
+        .create(&pp, &service("pinned-again", pinned))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(again.cluster_ips.unwrap(), ["10.96.5.5", "fd00:96::5"]);
+
+    // A single-stack apiserver refuses what it cannot honour, with upstream's words.
+    let single_client = single.client().await.unwrap();
+    let services: Api<Service> = Api::namespaced(single_client, "ds");
+    let require = api_error(
+        services
+            .create(
+                &pp,
+                &service(
+                    "require",
+                    json!({"selector": {"a": "b"}, "ipFamilyPolicy": "RequireDualStack"}),
+                ),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(require.code, 422);
+    assert_eq!(require.reason, "Invalid");
+    assert_eq!(
+        require.message,
+        "Service \"require\" is invalid: spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"
+    );
+    let v6 = api_error(
+        services
+            .create(
+                &pp,
+                &service(
+                    "v6",
+                    json!({"selector": {"a": "b"}, "ipFamilies": ["IPv6"]}),
+                ),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        v6.message,
+        "Service \"v6\" is invalid: spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"
+    );
+    let prefer = services
+        .create(
+            &pp,
+            &service(
+                "prefer",
+                json!({"selector": {"a": "b"}, "ipFamilyPolicy": "PreferDualStack"}),
+            ),
+        )
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(prefer.ip_families.unwrap(), ["IPv4"]);
+    assert_eq!(prefer.cluster_ips.unwrap().len(), 1);
 }
 
 #[test]
@@ -1210,5 +1411,188 @@ async fn pods_take_their_runtime_class_overhead_and_scheduling() {
     assert_eq!(
         msg,
         "pods \"own\" is forbidden: pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead"
+    );
+}
+
+#[tokio::test]
+async fn metadata_and_table_watches_convert_each_event() {
+    let etcd = Etcd::start().unwrap();
+    let server = ApiServer::start(&etcd).unwrap();
+    let client = server.client().await.unwrap();
+    namespace(&client, "meta").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "meta");
+
+    // kube-rs's metadata watcher (`Api<PartialObjectMeta<K>>`) lists as
+    // PartialObjectMetadataList, then watches as PartialObjectMetadata.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(client.clone(), "meta");
+    let task = tokio::spawn(async move {
+        let mut events = watcher(metas, watcher::Config::default()).boxed();
+        while let Some(ev) = events.next().await {
+            let describe = |m: kube::core::PartialObjectMeta<ConfigMap>| {
+                let kind = m.types.map(|t| t.kind).unwrap_or_default();
+                let v = m
+                    .metadata
+                    .labels
+                    .unwrap_or_default()
+                    .get("v")
+                    .cloned()
+                    .unwrap_or_default();
+                format!("{kind} {} {v}", m.metadata.name.unwrap_or_default())
+            };
+            let line = match ev {
+                Ok(watcher::Event::Apply(m)) => format!("APPLY {}", describe(m)),
+                Ok(watcher::Event::Delete(m)) => format!("DELETE {}", describe(m)),
+                Ok(watcher::Event::InitDone) => "INITDONE".to_string(),
+                Ok(_) => continue,
+                Err(e) => format!("ERROR {e}"),
+            };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    expect(&mut rx, &mut lines, "INITDONE").await;
+    cms.create(&PostParams::default(), &cm("c1", json!({"v": "1"})))
+        .await
+        .unwrap();
+    expect(&mut rx, &mut lines, "APPLY PartialObjectMetadata c1 1").await;
+    cms.patch(
+        "c1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"v": "2"}}})),
+    )
+    .await
+    .unwrap();
+    expect(&mut rx, &mut lines, "APPLY PartialObjectMetadata c1 2").await;
+    cms.delete("c1", &DeleteParams::default()).await.unwrap();
+    expect(&mut rx, &mut lines, "DELETE PartialObjectMetadata c1 2").await;
+    task.abort();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("ERROR")),
+        "watcher errors: {lines:?}"
+    );
+
+    // The raw stream: metadata only, never the data.
+    for name in ["a", "b"] {
+        cms.create(&PostParams::default(), &cm(name, json!({})))
+            .await
+            .unwrap();
+    }
+    let path = "/api/v1/namespaces/meta/configmaps";
+    let wp = kube::api::WatchParams::default().timeout(1);
+    let raw = kube::core::Request::new(path)
+        .watch_metadata(&wp, "0")
+        .unwrap();
+    let text = client.request_text(raw).await.unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{text}");
+    for ev in &events {
+        assert_eq!(ev["type"], "ADDED", "{text}");
+        assert_eq!(ev["object"]["kind"], "PartialObjectMetadata", "{text}");
+        assert_eq!(ev["object"]["apiVersion"], "meta.k8s.io/v1", "{text}");
+        assert!(ev["object"].get("data").is_none(), "{text}");
+        assert!(ev["object"]["metadata"]["resourceVersion"].is_string());
+    }
+
+    // `kubectl get -w`: one-row Tables, column definitions on the first only.
+    let mut table = kube::core::Request::new(path).watch(&wp, "0").unwrap();
+    table.headers_mut().insert(
+        "accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+            .parse()
+            .unwrap(),
+    );
+    let text = client.request_text(table).await.unwrap();
+    let tables: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["object"].clone())
+        .collect();
+    assert_eq!(tables.len(), 2, "{text}");
+    assert!(tables.iter().all(|t| t["kind"] == "Table"), "{text}");
+    assert!(
+        tables[0]["columnDefinitions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{text}"
+    );
+    assert!(tables[1]["columnDefinitions"].is_null(), "{text}");
+    let mut names: Vec<&str> = tables
+        .iter()
+        .filter_map(|t| t["rows"][0]["cells"][0].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"], "{text}");
+    assert_eq!(
+        tables[0]["rows"][0]["object"]["kind"],
+        "PartialObjectMetadata"
+    );
+    // The real `kubectl get -w --watch-only` prints its header from the first watch event's
+    // Table. ConfigMaps keep coming until it exits, so some land after its watch opened.
+    let watched = std::thread::scope(|s| {
+        let watch = s.spawn(|| {
+            server.kubectl(&[
+                "get",
+                "cm",
+                "-n",
+                "meta",
+                "-w",
+                "--watch-only",
+                "--output-watch-events",
+                "--request-timeout=5s",
+            ])
+        });
+        let mut i = 0;
+        while !watch.is_finished() {
+            let name = format!("c{i}");
+            let created = server
+                .kubectl(&[
+                    "create",
+                    "configmap",
+                    &name,
+                    "-n",
+                    "meta",
+                    "--from-literal=k=v",
+                ])
+                .unwrap();
+            assert!(created.status.success(), "{}", output_text(&created));
+            i += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        watch.join().unwrap().unwrap()
+    });
+    let out = String::from_utf8_lossy(&watched.stdout);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(lines.len() >= 2, "{}", output_text(&watched));
+    assert_eq!(lines[0][..4], ["EVENT", "NAME", "DATA", "AGE"], "{out}");
+    for row in &lines[1..] {
+        assert!(
+            row.len() == 4 && row[0] == "ADDED" && row[1].starts_with('c') && row[2] == "1",
+            "{out}"
+        );
+    }
+
+    // Conversions the apiserver cannot make are refused like upstream.
+    let mut scale = kube::core::Request::new(path).watch(&wp, "0").unwrap();
+    scale.headers_mut().insert(
+        "accept",
+        "application/json;as=Scale;g=autoscaling;v=v1"
+            .parse()
+            .unwrap(),
+    );
+    let status = api_error(client.request_text(scale).await.unwrap_err());
+    assert_eq!(status.code, 406);
+    assert_eq!(status.reason, "NotAcceptable");
+    assert_eq!(
+        status.message,
+        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
     );
 }

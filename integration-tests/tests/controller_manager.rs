@@ -954,6 +954,64 @@ fn node_taints(node: &k8s_openapi::api::core::v1::Node) -> Vec<String> {
     t
 }
 
+/// TaintNodesByCondition: pressure conditions and cordoning become NoSchedule taints (which the
+/// scheduler honours), and the taints go when the conditions clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pressure_conditions_and_cordoning_taint_the_node() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let kcm = ControllerManager::start(
+        &api,
+        &["--controllers=nodelifecycle", "--node-monitor-period=500ms"],
+    )?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let node: k8s_openapi::api::core::v1::Node =
+        serde_json::from_value(json!({ "metadata": { "name": "n1" } }))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    heartbeat(&client, "n1").await?;
+    let disk_pressure = |status: &str| {
+        json!({ "status": { "conditions": [
+            { "type": "Ready", "status": "True", "reason": "KubeletReady" },
+            { "type": "DiskPressure", "status": status, "reason": "KubeletHasDiskPressure" },
+        ]}})
+    };
+    nodes
+        .patch_status(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Merge(&disk_pressure("True")),
+        )
+        .await?;
+    kubectl_ok(&api, &["cordon", "n1"])?;
+    eventually(
+        "pressure and cordon taints",
+        Duration::from_secs(20),
+        || async {
+            Ok(node_taints(&nodes.get("n1").await?)
+                == [
+                    "node.kubernetes.io/disk-pressure:NoSchedule",
+                    "node.kubernetes.io/unschedulable:NoSchedule",
+                ])
+        },
+    )
+    .await
+    .map_err(|e| kcm.explain(e))?;
+
+    nodes
+        .patch_status(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Merge(&disk_pressure("False")),
+        )
+        .await?;
+    kubectl_ok(&api, &["uncordon", "n1"])?;
+    eventually("taints lifted", Duration::from_secs(20), || async {
+        Ok(node_taints(&nodes.get("n1").await?).is_empty())
+    })
+    .await
+    .map_err(|e| kcm.explain(e))?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_node_is_tainted_and_its_pods_evicted_after_toleration_seconds() -> Result<()> {
     let (_etcd, api, client) = cluster().await?;

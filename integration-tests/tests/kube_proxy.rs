@@ -397,7 +397,7 @@ struct Cluster {
     relay: tokio::task::JoinHandle<()>,
     dir: tempfile::TempDir,
     api: ApiServer,
-    etcd: Etcd,
+    _etcd: Etcd,
     topo: Topology,
     client: kube::Client,
 }
@@ -413,7 +413,10 @@ impl Cluster {
     async fn start(mode: Option<&str>, packet_filter: bool) -> Result<Cluster> {
         let topo = Topology::build()?;
         let etcd = Etcd::start()?;
-        let api = ApiServer::start(&etcd)?;
+        let api = ApiServer::start_with(
+            &etcd,
+            &["--service-cluster-ip-range=10.0.0.0/24,fd00:96::/112"],
+        )?;
         let client = api.client().await?;
         let (relay_addr, relay) = relay(topo.host_ip(), api.port).await?;
         let dir = tempfile::tempdir()?;
@@ -487,7 +490,7 @@ impl Cluster {
             relay,
             dir,
             api,
-            etcd,
+            _etcd: etcd,
             topo,
             client,
         };
@@ -551,30 +554,13 @@ impl Cluster {
         Ok((ip, np))
     }
 
-    /// Creates a single-stack IPv6 NodePort Service with cluster IP `ip` and returns its node
-    /// port. This apiserver allocates IPv4 cluster IPs only, so the Service is created and then
-    /// rewritten in storage, as an IPv6 service range would have allocated it.
+    /// Creates a single-stack IPv6 NodePort Service through the API, asking the dual-stack
+    /// apiserver for cluster IP `ip` from its IPv6 range, and returns its node port.
     async fn ipv6_service(&self, name: &str, ip: &str) -> Result<i32> {
-        let (_, np) = self.service(name, json!({})).await?;
-        let etcdctl = |args: &[&str]| -> Result<String> {
-            let out = self.etcd.etcdctl(args)?;
-            if !out.status.success() {
-                bail!("etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        };
-        let keys = etcdctl(&["get", "--prefix", "/registry/services/", "--keys-only"])?;
-        let key = keys
-            .lines()
-            .find(|k| k.ends_with(&format!("/default/{name}")))
-            .with_context(|| format!("no stored service {name} in {keys}"))?
-            .to_string();
-        let mut stored: serde_json::Value =
-            serde_json::from_str(&etcdctl(&["get", &key, "--print-value-only"])?)?;
-        stored["spec"]["clusterIP"] = json!(ip);
-        stored["spec"]["clusterIPs"] = json!([ip]);
-        stored["spec"]["ipFamilies"] = json!(["IPv6"]);
-        etcdctl(&["put", &key, &stored.to_string()])?;
+        let (got, np) = self
+            .service(name, json!({"ipFamilies": ["IPv6"], "clusterIP": ip}))
+            .await?;
+        assert_eq!(got, ip, "the requested IPv6 cluster IP");
         np.context("no node port allocated")
     }
 

@@ -130,9 +130,12 @@ fn validate_cluster_ips(spec: &Value, path: &Path, errs: &mut Errors) {
             ));
         }
     }
+    let mut parsed = Vec::with_capacity(ips.len());
+    let mut all_valid = true;
     for (i, ip) in ips.iter().enumerate() {
         if i == 0 && *ip == "None" {
             if ips.len() > 1 {
+                all_valid = false;
                 errs.push(FieldError::invalid(
                     &ips_path,
                     ips_value(),
@@ -141,7 +144,44 @@ fn validate_cluster_ips(spec: &Value, path: &Path, errs: &mut Errors) {
             }
             continue;
         }
-        validate_ip(ip, &ips_path.index(i), errs);
+        match validate_ip(ip, &ips_path.index(i), errs) {
+            Some(addr) => parsed.push((i, *ip, addr)),
+            None => all_valid = false,
+        }
+    }
+    if ips.len() > 2 {
+        errs.push(FieldError::invalid(
+            &ips_path,
+            ips_value(),
+            "may only hold up to 2 values",
+        ));
+    }
+    if !all_valid {
+        return;
+    }
+    if let [(_, _, a), (_, _, b), ..] = parsed.as_slice() {
+        if a.is_ipv4() == b.is_ipv4() {
+            errs.push(FieldError::invalid(
+                &ips_path,
+                ips_value(),
+                "may specify no more than one IP for each IP family",
+            ));
+        }
+    }
+    // Each address must be of the family at the same index of `ipFamilies`.
+    let families = access::get(spec, "ipFamilies").and_then(Value::as_array);
+    for (i, ip, addr) in parsed {
+        let want = families.and_then(|f| f.get(i)).and_then(Value::as_str);
+        let expected = match want {
+            Some("IPv4") if addr.is_ipv6() => "IPv4",
+            Some("IPv6") if addr.is_ipv4() => "IPv6",
+            _ => continue,
+        };
+        errs.push(FieldError::invalid(
+            &ips_path.index(i),
+            ip,
+            &format!("expected an {expected} value as indicated by `ipFamilies[{i}]`"),
+        ));
     }
 }
 

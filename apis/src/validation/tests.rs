@@ -829,6 +829,39 @@ fn services() {
         validate_create("", "Service", &with(service(), "/spec/ports", json!([]))),
         &[("spec.ports", "FieldValueRequired", "Required value")],
     );
+    let dual = with(
+        with(
+            service(),
+            "/spec/clusterIPs",
+            json!(["10.96.0.10", "fd00::a"]),
+        ),
+        "/spec/ipFamilies",
+        json!(["IPv4", "IPv6"]),
+    );
+    assert!(validate_create(
+        "",
+        "Service",
+        &with(
+            dual.clone(),
+            "/spec/ipFamilyPolicy",
+            json!("PreferDualStack")
+        )
+    )
+    .is_empty());
+    expect(
+        validate_create("", "Service", &with(dual.clone(), "/spec/ipFamilies", json!(["IPv6", "IPv4"]))),
+        &[
+            ("spec.clusterIPs[0]", "FieldValueInvalid", "Invalid value: \"10.96.0.10\": expected an IPv6 value as indicated by `ipFamilies[0]`"),
+            ("spec.clusterIPs[1]", "FieldValueInvalid", "Invalid value: \"fd00::a\": expected an IPv4 value as indicated by `ipFamilies[1]`"),
+        ],
+    );
+    expect(
+        validate_create("", "Service", &with(dual, "/spec/clusterIPs", json!(["10.96.0.10", "10.96.0.11"]))),
+        &[
+            ("spec.clusterIPs", "FieldValueInvalid", "Invalid value: []string{\"10.96.0.10\", \"10.96.0.11\"}: may specify no more than one IP for each IP family"),
+            ("spec.clusterIPs[1]", "FieldValueInvalid", "Invalid value: \"10.96.0.11\": expected an IPv6 value as indicated by `ipFamilies[1]`"),
+        ],
+    );
     let moved = with(
         with(service(), "/spec/clusterIP", json!("10.96.0.11")),
         "/spec/clusterIPs",

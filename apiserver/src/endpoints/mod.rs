@@ -238,8 +238,13 @@ async fn serve(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (def, storage) = handlers::resolve(info)?;
-    let list = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
-    let format = negotiation::negotiate(accept(headers), list).map_err(ApiError::not_acceptable)?;
+    let shape = match info.verb.as_str() {
+        "list" | "deletecollection" => negotiation::Shape::List,
+        "watch" => negotiation::Shape::Watch,
+        _ => negotiation::Shape::Object,
+    };
+    let format =
+        negotiation::negotiate(accept(headers), shape).map_err(ApiError::not_acceptable)?;
     let body = body::read_limited(body).await?;
     let request = handlers::Request {
         server,

@@ -32,61 +32,76 @@ use crate::{
 /// How often an idle watch gets a bookmark, when the client allows them.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(20);
 
-/// What the stream encodes each object as.
-#[derive(Clone)]
+/// What the stream encodes each object as. Conversions apply to bookmarks too, so a
+/// metadata-only client never meets the resource's own kind, as upstream.
 struct Encoder {
     def: &'static ResourceDef,
     output: Output,
     include: IncludeObject,
     convert: bool,
+    /// Whether a Table went out already: like upstream, only the first carries column
+    /// definitions, later rows rely on them.
+    table_headers_sent: bool,
 }
 
 impl Encoder {
-    fn event(&self, kind: &str, obj: &Object) -> Bytes {
-        let mut out = Vec::with_capacity(obj.raw.len() + 32);
-        out.extend_from_slice(b"{\"type\":\"");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\",\"object\":");
+    fn event(&mut self, kind: &str, obj: &Object) -> Bytes {
         if self.output == Output::Object && !self.convert {
-            out.extend_from_slice(&obj.raw);
-        } else {
-            let mut v = obj.value().unwrap_or_default();
-            if self.convert {
-                v = event::to_events_api(&v);
-            }
-            let v = match self.output {
-                Output::Table => {
-                    let rv = v
-                        .pointer("/metadata/resourceVersion")
-                        .cloned()
-                        .unwrap_or_default();
-                    table::table(
-                        self.def,
-                        &[v],
-                        self.include,
-                        json!({ "resourceVersion": rv }),
-                    )
-                }
-                Output::PartialMetadata | Output::PartialMetadataList => {
-                    table::partial_metadata(&v)
-                }
-                Output::Object => v,
-            };
-            out.extend_from_slice(&serde_json::to_vec(&v).unwrap_or_default());
+            return frame(kind, &obj.raw);
         }
-        out.extend_from_slice(b"}\n");
-        Bytes::from(out)
+        let mut v = obj.value().unwrap_or_default();
+        if self.convert {
+            v = event::to_events_api(&v);
+        }
+        let v = self.transform(v);
+        frame(kind, &serde_json::to_vec(&v).unwrap_or_default())
     }
 
-    fn bookmark(&self, rv: i64, initial_end: bool) -> Bytes {
+    fn bookmark(&mut self, rv: i64, initial_end: bool) -> Bytes {
         let mut metadata = json!({ "resourceVersion": rv.to_string() });
         if initial_end {
             metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
         }
         let obj = json!({ "kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": metadata });
-        let ev = json!({ "type": "BOOKMARK", "object": obj });
-        Bytes::from(format!("{ev}\n"))
+        let obj = self.transform(obj);
+        frame("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
     }
+
+    /// The object in the negotiated representation.
+    fn transform(&mut self, v: Value) -> Value {
+        match self.output {
+            Output::Table => {
+                let rv = v
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or_default();
+                let mut t = table::table(
+                    self.def,
+                    &[v],
+                    self.include,
+                    json!({ "resourceVersion": rv }),
+                );
+                if self.table_headers_sent {
+                    t["columnDefinitions"] = Value::Null;
+                }
+                self.table_headers_sent = true;
+                t
+            }
+            Output::PartialMetadata | Output::PartialMetadataList => table::partial_metadata(&v),
+            Output::Object => v,
+        }
+    }
+}
+
+/// One line of the stream: `{"type":..,"object":..}`.
+fn frame(kind: &str, object: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object.len() + 32);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }
 
 fn error_event(err: &ApiError) -> Bytes {
@@ -168,11 +183,12 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
         Some(t) if t > 0 => Duration::from_secs(t),
         _ => Duration::from_secs(rand::rng().random_range(1800..3600)),
     };
-    let encoder = Encoder {
+    let mut encoder = Encoder {
         def: req.def,
         output: req.format.output,
         include: IncludeObject::parse(req.query.get("includeObject")),
         convert: req.def.behaviour == Behaviour::Event,
+        table_headers_sent: false,
     };
     let server = req.server;
     let cache = server.cache(req.storage).clone();
@@ -268,6 +284,7 @@ pub async fn watch(req: &Request<'_>) -> ApiResult<Response> {
         }
         match cache.watch_from(start) {
             WatchStart::Events(past, live) => {
+                let mut encoder = encoder;
                 tokio::spawn(async move {
                     let _gauges = gauge;
                     let mut last = start;
@@ -332,7 +349,7 @@ async fn from_cache(
     mut live: broadcast::Receiver<Arc<WatchEvent>>,
     mut last: i64,
     filter: Filter,
-    encoder: Encoder,
+    mut encoder: Encoder,
     bookmarks: bool,
     timeout: Duration,
     counter: prometheus::IntCounter,
@@ -387,7 +404,7 @@ async fn from_etcd(
     base: String,
     start: i64,
     filter: Filter,
-    encoder: Encoder,
+    mut encoder: Encoder,
     timeout: Duration,
 ) {
     let (_sender, mut responses) = stream.split();

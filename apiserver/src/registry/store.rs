@@ -312,7 +312,7 @@ impl<'a> Store<'a> {
         self.admit(Operation::Create, ns, &mut obj, None)?;
         let name = meta::name(&obj).to_string();
         let allocation = if self.def.behaviour == Behaviour::Service {
-            Some(service::allocate(self.server, &mut obj, None, opts.dry_run).await?)
+            Some(service::allocate(self.server, self.def, &mut obj, opts.dry_run).await?)
         } else {
             None
         };
@@ -653,7 +653,10 @@ impl<'a> Store<'a> {
                 };
                 let patched = apimachinery::patch::apply(patch_type, definition, old, patch)
                     .map_err(|e| ApiError::from_patch(&e))?;
-                let precondition = meta::resource_version(&patched).to_string();
+                // A resourceVersion the patch itself sets is a precondition; otherwise the
+                // patched object carries the current one, so a conflicting write is retried by
+                // re-applying the patch to the newer object, as upstream does.
+                let precondition = meta::resource_version(&patched);
                 if !precondition.is_empty() && precondition != meta::resource_version(old) {
                     return Err(ApiError::modified(self.def, name));
                 }
@@ -661,7 +664,7 @@ impl<'a> Store<'a> {
                 self.check_unknown_fields(&patched, opts, &mut local)?;
                 warnings.extend(local);
                 let new = self.prepare_update(old, patched, sub)?;
-                Ok(self.finish_update_step(Some(old), new, precondition.is_empty()))
+                Ok(self.finish_update_step(Some(old), new, true))
             })
             .await?;
         Ok(obj)

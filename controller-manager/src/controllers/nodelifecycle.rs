@@ -3,6 +3,8 @@
 //! conditions Unknown and their pods NotReady, and keeps the `not-ready` / `unreachable`
 //! NoSchedule and NoExecute taints in line with the Ready condition. New NoExecute taints lead
 //! to evictions, so they are rate-limited per zone by the zone's disruption state (`zones`).
+//! As upstream's TaintNodesByCondition, the pressure conditions and `spec.unschedulable` get
+//! NoSchedule taints too, so that the scheduler stops placing pods a kubelet would turn away.
 
 mod zones;
 
@@ -27,6 +29,17 @@ use zones::{Settings, Transition, Zones};
 
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+/// Node conditions whose `True` status calls for a NoSchedule taint, and that taint's key.
+const CONDITION_TAINTS: &[(&str, &str)] = &[
+    ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
+    ("DiskPressure", "node.kubernetes.io/disk-pressure"),
+    ("PIDPressure", "node.kubernetes.io/pid-pressure"),
+    (
+        "NetworkUnavailable",
+        "node.kubernetes.io/network-unavailable",
+    ),
+];
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const REGION_LABEL: &str = "topology.kubernetes.io/region";
@@ -113,9 +126,34 @@ fn wanted_taints(ready: Option<&str>) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// The NoSchedule taints the node's pressure conditions and `spec.unschedulable` call for.
+fn condition_taints(node: &Node) -> Vec<(&'static str, &'static str)> {
+    let conditions = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let mut wanted: Vec<(&'static str, &'static str)> = CONDITION_TAINTS
+        .iter()
+        .filter(|(type_, _)| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == *type_ && c.status == "True")
+        })
+        .map(|(_, key)| (*key, "NoSchedule"))
+        .collect();
+    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        wanted.push((UNSCHEDULABLE, "NoSchedule"));
+    }
+    wanted
+}
+
 fn managed(t: &Taint) -> bool {
-    (t.key == NOT_READY || t.key == UNREACHABLE)
-        && (t.effect == "NoSchedule" || t.effect == "NoExecute")
+    let by_ready = (t.key == NOT_READY || t.key == UNREACHABLE)
+        && (t.effect == "NoSchedule" || t.effect == "NoExecute");
+    let by_condition = t.effect == "NoSchedule"
+        && (t.key == UNSCHEDULABLE || CONDITION_TAINTS.iter().any(|(_, key)| t.key == *key));
+    by_ready || by_condition
 }
 
 impl Controller {
@@ -271,7 +309,7 @@ impl Controller {
         }
     }
 
-    /// Brings the managed taints in line with the Ready condition. NoExecute taints are added
+    /// Brings the managed taints in line with the node's conditions. NoExecute taints are added
     /// as the zone's rate allows, and lifted while every zone is fully disrupted.
     #[tracing::instrument(skip_all, fields(node = %node.name_any()))]
     async fn reconcile_taints(
@@ -288,7 +326,10 @@ impl Controller {
             .and_then(|s| s.taints.clone())
             .unwrap_or_default();
         let mut taints: Vec<Taint> = current.iter().filter(|t| !managed(t)).cloned().collect();
-        for (key, effect) in wanted_taints(ready) {
+        let wanted = wanted_taints(ready)
+            .into_iter()
+            .chain(condition_taints(node));
+        for (key, effect) in wanted {
             if effect == "NoExecute" && evictions_stopped {
                 continue;
             }
@@ -341,5 +382,40 @@ mod tests {
         assert!(wanted_taints(Some("Unknown"))
             .iter()
             .all(|(k, _)| *k == UNREACHABLE));
+    }
+
+    #[test]
+    fn pressure_and_cordoning_call_for_no_schedule_taints() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [
+                {"type": "DiskPressure", "status": "True"},
+                {"type": "MemoryPressure", "status": "False"},
+                {"type": "Ready", "status": "True"}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(
+            condition_taints(&node),
+            vec![
+                ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+                (UNSCHEDULABLE, "NoSchedule")
+            ]
+        );
+        let taint = |key: &str, effect: &str| Taint {
+            key: key.into(),
+            effect: effect.into(),
+            ..Default::default()
+        };
+        assert!(managed(&taint(
+            "node.kubernetes.io/disk-pressure",
+            "NoSchedule"
+        )));
+        assert!(!managed(&taint(
+            "node.kubernetes.io/disk-pressure",
+            "NoExecute"
+        )));
+        assert!(!managed(&taint("example.com/dedicated", "NoSchedule")));
     }
 }
