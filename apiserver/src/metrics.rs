@@ -12,6 +12,7 @@ pub struct Metrics {
     pub watch_events: IntCounterVec,
     pub watchers: IntGaugeVec,
     pub objects: IntGaugeVec,
+    pub current_inflight: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -67,8 +68,16 @@ impl Metrics {
             ),
             &["resource"],
         )?;
+        let current_inflight = IntGaugeVec::new(
+            Opts::new(
+                "apiserver_current_inflight_requests",
+                "Requests holding a max-in-flight permit now, by kind (readOnly or mutating).",
+            ),
+            &["request_kind"],
+        )?;
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(current_inflight.clone()),
             Box::new(request_duration.clone()),
             Box::new(etcd_duration.clone()),
             Box::new(longrunning.clone()),
@@ -87,6 +96,7 @@ impl Metrics {
             watch_events,
             watchers,
             objects,
+            current_inflight,
         })
     }
 }

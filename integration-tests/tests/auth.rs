@@ -1417,16 +1417,22 @@ async fn inflight_limits_answer_429() {
     slow.flush().await.unwrap();
     let body = r#"{"metadata":{"name":"c2"}}"#;
     let post = format!("POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    // Wait until the server has read the slow request's headers and counts its permit.
     let start = Instant::now();
-    let (code, text) = loop {
-        let (code, text) = raw(api.port, &ca, &post).await.unwrap();
-        // Until the slow request has been read and holds the permit, creates go through
-        // (201, then 409): keep trying, generously, as a loaded machine may be slow to read it.
-        if code == 429 || start.elapsed() > Duration::from_secs(30) {
-            break (code, text);
+    let held = r#"apiserver_current_inflight_requests{request_kind="mutating"} 1"#;
+    loop {
+        let (_, metrics) = raw(api.port, &ca, &get("/metrics", "")).await.unwrap();
+        if metrics.contains(held) {
+            break;
         }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the slow create never held the mutating permit:\n{}",
+            api.process.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+    let (code, text) = raw(api.port, &ca, &post).await.unwrap();
     assert_eq!(code, 429, "{text}");
     let status: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(status["reason"], "TooManyRequests");

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use prometheus::{IntGauge, IntGaugeVec};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::errors::ApiError;
@@ -22,34 +23,64 @@ pub fn is_mutating(verb: &str) -> bool {
     !matches!(verb, "get" | "list" | "watch" | "head" | "options")
 }
 
+/// One pool of permits and the gauge (`apiserver_current_inflight_requests`) counting those
+/// held.
+struct Pool {
+    permits: Arc<Semaphore>,
+    in_use: IntGauge,
+}
+
 /// The two pools; `None` is unlimited.
 pub struct Inflight {
-    read_only: Option<Arc<Semaphore>>,
-    mutating: Option<Arc<Semaphore>>,
+    read_only: Option<Pool>,
+    mutating: Option<Pool>,
+}
+
+/// A request's permit: returned to its pool, and uncounted, when the request ends.
+#[derive(Debug)]
+pub struct Permit {
+    _permit: OwnedSemaphorePermit,
+    in_use: IntGauge,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.in_use.dec();
+    }
 }
 
 impl Inflight {
-    pub fn new(read_only: usize, mutating: usize) -> Inflight {
-        let pool = |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n)));
+    pub fn new(read_only: usize, mutating: usize, in_use: &IntGaugeVec) -> Inflight {
+        let pool = |n: usize, kind: &str| {
+            (n > 0).then(|| Pool {
+                permits: Arc::new(Semaphore::new(n)),
+                in_use: in_use.with_label_values(&[kind]),
+            })
+        };
         Inflight {
-            read_only: pool(read_only),
-            mutating: pool(mutating),
+            read_only: pool(read_only, "readOnly"),
+            mutating: pool(mutating, "mutating"),
         }
     }
 
     /// A permit held for the request's duration, or the 429 to answer.
-    pub fn acquire(&self, mutating: bool) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    pub fn acquire(&self, mutating: bool) -> Result<Option<Permit>, ApiError> {
         let pool = if mutating {
             &self.mutating
         } else {
             &self.read_only
         };
-        match pool {
-            None => Ok(None),
-            Some(s) => s.clone().try_acquire_owned().map(Some).map_err(|_| {
-                ApiError::too_many_requests("Too many requests, please try again later.")
-            }),
-        }
+        let Some(pool) = pool else {
+            return Ok(None);
+        };
+        let permit = pool.permits.clone().try_acquire_owned().map_err(|_| {
+            ApiError::too_many_requests("Too many requests, please try again later.")
+        })?;
+        pool.in_use.inc();
+        Ok(Some(Permit {
+            _permit: permit,
+            in_use: pool.in_use.clone(),
+        }))
     }
 }
 
@@ -59,14 +90,17 @@ mod tests {
 
     #[test]
     fn pools_are_separate_and_bounded() {
-        let f = Inflight::new(1, 1);
+        let gauge = IntGaugeVec::new(prometheus::Opts::new("g", "g"), &["request_kind"]).unwrap();
+        let f = Inflight::new(1, 1, &gauge);
         let held = f.acquire(false).unwrap();
+        assert_eq!(gauge.with_label_values(&["readOnly"]).get(), 1);
         let e = f.acquire(false).unwrap_err();
         assert_eq!((e.code, e.retry_after), (429, Some(1)));
         assert!(f.acquire(true).unwrap().is_some());
         drop(held);
+        assert_eq!(gauge.with_label_values(&["readOnly"]).get(), 0);
         assert!(f.acquire(false).is_ok());
-        assert!(Inflight::new(0, 0).acquire(true).unwrap().is_none());
+        assert!(Inflight::new(0, 0, &gauge).acquire(true).unwrap().is_none());
         assert!(is_long_running("watch", ""));
         assert!(is_long_running("get", "log"));
         assert!(!is_long_running("list", ""));

@@ -59,15 +59,17 @@ impl Auth {
     pub fn new(server: Arc<ApiServer>, opts: &AuthOptions) -> Result<Auth, AuthError> {
         let authorizer = authorizer::Authorizer::new(&opts.authorization_mode)?;
         let open = opts.authorization_mode.iter().all(|m| m == "AlwaysAllow");
+        let inflight = inflight::Inflight::new(
+            opts.max_requests_inflight,
+            opts.max_mutating_requests_inflight,
+            &server.metrics.current_inflight,
+        );
         Ok(Auth {
             server,
             authenticator: authenticator::Authenticator::new(opts, !open)?,
             authorizer,
             audit: audit::Audit::new(opts)?.map(Arc::new),
-            inflight: inflight::Inflight::new(
-                opts.max_requests_inflight,
-                opts.max_mutating_requests_inflight,
-            ),
+            inflight,
         })
     }
 
