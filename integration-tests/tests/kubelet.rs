@@ -1825,11 +1825,31 @@ async fn kubectl_logs_exec_and_port_forward_through_the_apiserver() -> Result<()
     };
     let logs = text(c.api.kubectl(&["logs", "talk"])?);
     assert!(logs.contains("hello-logs"), "kubectl logs: {logs}");
-    let exec = text(
-        c.api
-            .kubectl(&["exec", "talk", "--", "cat", "/etc/resolv.conf"])?,
+    let exec = c
+        .api
+        .kubectl(&["exec", "talk", "--", "cat", "/etc/resolv.conf"])?;
+    assert!(
+        exec.status.success(),
+        "kubectl exec: {}",
+        text(exec.clone())
     );
+    let exec = text(exec);
     assert!(exec.contains("nameserver"), "kubectl exec: {exec}");
+    // The command's exit status travels on the error channel and the session closes cleanly.
+    let failing = c
+        .api
+        .kubectl(&["exec", "talk", "--", "sh", "-c", "echo oops >&2; exit 3"])?;
+    let failing_text = text(failing.clone());
+    assert_eq!(
+        failing.status.code(),
+        Some(3),
+        "kubectl exec: {failing_text}"
+    );
+    assert!(
+        failing_text.contains("command terminated with exit code 3")
+            && !failing_text.contains("error reading from error stream"),
+        "kubectl exec: {failing_text}"
+    );
 
     let port = free_port();
     let mut forward = std::process::Command::new("kubectl")

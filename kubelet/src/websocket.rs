@@ -16,7 +16,10 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::{
     tungstenite::{
-        client::IntoClientRequest, handshake::derive_accept_key, protocol::Role, Message,
+        client::IntoClientRequest,
+        handshake::derive_accept_key,
+        protocol::{frame::coding::CloseCode, CloseFrame, Role},
+        Message,
     },
     WebSocketStream,
 };
@@ -107,6 +110,15 @@ async fn client_socket(
     }
 }
 
+/// The close frame that ends a session normally: kubectl reads a close without a status
+/// code (1005) as a broken stream and fails the command even after the exit status arrived.
+fn normal_closure() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
+}
+
 /// Serves a `v5.channel.k8s.io` exec or attach session over the runtime's v4 session at `url`.
 /// v4 cannot close one stream, so v5's CLOSE signal (end of stdin) is not passed on.
 pub async fn channel_v5(mut req: Request, url: &str) -> Result<Response, StreamError> {
@@ -157,7 +169,7 @@ pub async fn channel_v5(mut req: Request, url: &str) -> Result<Response, StreamE
                     break;
                 }
             }
-            let _ = client_tx.close().await;
+            let _ = client_tx.send(normal_closure()).await;
         };
         tokio::select! {
             () = up => {}
@@ -229,7 +241,7 @@ pub async fn port_forward_tunnel(mut req: Request, url: &str) -> Result<Response
                     _ => break,
                 }
             }
-            let _ = client_tx.close().await;
+            let _ = client_tx.send(normal_closure()).await;
         };
         tokio::select! {
             () = up => {}
