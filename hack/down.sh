@@ -30,3 +30,7 @@ for name in kube-proxy kubelet containerd kube-controller-manager kube-scheduler
     "$(cat "$CLUSTER_DIR/bin-dir")/kube-proxy" --cleanup >/dev/null 2>&1 && echo "removed kube-proxy rules"
   fi
 done
+# Pod sandboxes' mounts (shm, network namespaces) outlive containerd: release them, so the
+# pods' network namespaces go away and `make clean-cluster` can delete the state.
+awk -v d="$CLUSTER_DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
+  while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
