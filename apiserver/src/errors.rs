@@ -93,6 +93,24 @@ impl ApiError {
         )
     }
 
+    /// 422 Invalid for field errors found by validation, with upstream's message and causes.
+    pub fn from_field_errors(
+        def: &ResourceDef,
+        name: &str,
+        errors: &[apis::validation::FieldError],
+    ) -> ApiError {
+        let message = apis::validation::invalid_message(&def.qualified_kind(), name, errors);
+        let causes = errors
+            .iter()
+            .map(|e| Cause {
+                reason: e.reason().to_string(),
+                message: e.message(),
+                field: e.field.clone(),
+            })
+            .collect();
+        ApiError::invalid(def, name, message, causes)
+    }
+
     pub fn invalid(def: &ResourceDef, name: &str, message: String, causes: Vec<Cause>) -> ApiError {
         let mut d = json!({ "name": name, "kind": def.kind });
         if !def.group.is_empty() {

@@ -6,13 +6,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use apis::validation::{invalid_message, FieldError, Path};
+use apis::validation::{FieldError, Path};
 use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{meta, ResourceDef};
 use crate::{
-    errors::{ApiError, ApiResult, Cause},
+    errors::{ApiError, ApiResult},
     server::ApiServer,
     storage::StorageError,
 };
@@ -238,20 +238,6 @@ async fn release_key(server: &ApiServer, key: &str) {
     }
 }
 
-/// The 422 Invalid upstream answers when allocation rejects a service.
-fn invalid(def: &ResourceDef, name: &str, errors: &[FieldError]) -> ApiError {
-    let message = invalid_message(&def.qualified_kind(), name, errors);
-    let causes = errors
-        .iter()
-        .map(|e| Cause {
-            reason: e.reason().to_string(),
-            message: e.message(),
-            field: e.field.clone(),
-        })
-        .collect();
-    ApiError::invalid(def, name, message, causes)
-}
-
 fn string_list(svc: &Value, pointer: &str) -> Vec<String> {
     svc.pointer(pointer)
         .and_then(Value::as_array)
@@ -459,7 +445,8 @@ pub async fn allocate(
     let svc_type = meta::str_at(svc, "/spec/type").to_string();
     if svc_type != "ExternalName" {
         let ranges = server.config.service_ip_range;
-        let plan = plan_families(&ranges, &svc["spec"]).map_err(|e| invalid(def, &name, &e))?;
+        let plan = plan_families(&ranges, &svc["spec"])
+            .map_err(|e| ApiError::from_field_errors(def, &name, &e))?;
         let ips = if plan.cluster_ips.first().is_some_and(|ip| ip == "None") {
             vec!["None".to_string()]
         } else {
@@ -478,7 +465,7 @@ pub async fn allocate(
                     }
                     Ok(Err(field)) => {
                         allocation.release(server).await;
-                        return Err(invalid(def, &name, &[field]));
+                        return Err(ApiError::from_field_errors(def, &name, &[field]));
                     }
                     Err(err) => {
                         allocation.release(server).await;
@@ -509,7 +496,7 @@ pub async fn allocate(
                 if wanted < range.first as i64 || wanted > range.last as i64 {
                     allocation.release(server).await;
                     let why = format!("provided port is not in the valid range. The range of valid ports is {}-{}", range.first, range.last);
-                    return Err(invalid(
+                    return Err(ApiError::from_field_errors(
                         def,
                         &name,
                         &[FieldError::invalid(&port_path, wanted, &why)],
@@ -517,7 +504,7 @@ pub async fn allocate(
                 }
                 if !dry_run && !claim(server, &port_key(server, wanted), &owner).await? {
                     allocation.release(server).await;
-                    return Err(invalid(
+                    return Err(ApiError::from_field_errors(
                         def,
                         &name,
                         &[FieldError::invalid(

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     admission::{Attributes, Operation},
     endpoints::continue_token,
-    errors::{ApiError, ApiResult, Cause},
+    errors::{ApiError, ApiResult},
     server::ApiServer,
     storage::{object::set_resource_version, Object, StorageError},
 };
@@ -275,17 +275,11 @@ impl<'a> Store<'a> {
         if errors.is_empty() {
             return Ok(());
         }
-        let name = meta::name(obj).to_string();
-        let message = apis::validation::invalid_message(&self.def.qualified_kind(), &name, &errors);
-        let causes = errors
-            .iter()
-            .map(|e| Cause {
-                reason: e.reason().to_string(),
-                message: e.message(),
-                field: e.field.clone(),
-            })
-            .collect();
-        Err(ApiError::invalid(self.def, &name, message, causes))
+        Err(ApiError::from_field_errors(
+            self.def,
+            meta::name(obj),
+            &errors,
+        ))
     }
 
     /// POST.
