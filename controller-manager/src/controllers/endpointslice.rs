@@ -112,7 +112,8 @@ fn slice_ports(ports: &[ResolvedPort]) -> Vec<EndpointPort> {
     ports
         .iter()
         .map(|p| EndpointPort {
-            name: p.name.clone(),
+            // Unnamed ports are written as "", which is what the apiserver's defaulting stores.
+            name: Some(p.name.clone().unwrap_or_default()),
             port: Some(p.port),
             protocol: Some(p.protocol.clone()),
             app_protocol: p.app_protocol.clone(),
@@ -126,7 +127,7 @@ fn group_of(slice: &EndpointSlice) -> GroupKey {
         .iter()
         .flatten()
         .map(|p| ResolvedPort {
-            name: p.name.clone(),
+            name: p.name.clone().filter(|n| !n.is_empty()),
             protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
             port: p.port.unwrap_or(0),
             app_protocol: p.app_protocol.clone(),
@@ -214,7 +215,16 @@ impl Controller {
         // Desired endpoints per (address family, ports).
         let mut desired: BTreeMap<GroupKey, Vec<SliceEndpoint>> = BTreeMap::new();
         for e in service_pods::endpoints_for(&svc, &self.pods) {
-            let mut ports = e.ports.clone();
+            // An unnamed port is `None` here and "" once stored: compare them as one.
+            let mut ports: Vec<ResolvedPort> = e
+                .ports
+                .iter()
+                .cloned()
+                .map(|mut p| {
+                    p.name = p.name.filter(|n| !n.is_empty());
+                    p
+                })
+                .collect();
             ports.sort();
             desired
                 .entry((address_type(&e.ip).to_string(), ports))
@@ -279,9 +289,7 @@ impl Controller {
                 continue;
             }
             let ports = slice_ports(&group.1);
-            if slice.endpoints == eps
-                && slice.ports.as_deref().unwrap_or_default() == ports.as_slice()
-            {
+            if slice.endpoints == eps && group_of(&slice).1 == group.1 {
                 continue;
             }
             let mut updated = (*slice).clone();
