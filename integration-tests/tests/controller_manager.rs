@@ -507,6 +507,60 @@ fn slice_endpoints(slices: &[EndpointSlice]) -> Vec<(String, bool)> {
     eps
 }
 
+/// A settled service keeps its one slice: an unnamed port (stored as "") must not look changed
+/// to the controller, which would otherwise recreate the slice on every sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_slice_with_an_unnamed_port_is_left_alone() -> Result<()> {
+    let (_etcd, api, client) = cluster().await?;
+    let _kcm = ControllerManager::start(&api, &["--controllers=endpointslice"])?;
+    let ns = "default";
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": { "name": "plain" },
+        "spec": { "selector": { "app": "plain" }, "ports": [{ "port": 80, "targetPort": 8080 }] },
+    }))?;
+    Api::<Service>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &svc)
+        .await?;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "plain-1", "labels": { "app": "plain" } },
+        "spec": { "containers": [{ "name": "c", "image": "busybox:1" }] },
+    }))?;
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pod)
+        .await?;
+    set_status(&client, ns, "plain-1", true, "10.1.0.9").await?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+    let identity = || async {
+        let list = service_slices(&slices, "plain").await?;
+        Ok::<_, anyhow::Error>(
+            list.iter()
+                .map(|s| {
+                    format!(
+                        "{}@{}",
+                        s.name_any(),
+                        s.resource_version().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    eventually(
+        "one slice with the ready pod",
+        Duration::from_secs(30),
+        || async {
+            Ok(slice_endpoints(&service_slices(&slices, "plain").await?)
+                == [("10.1.0.9".to_string(), true)])
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = identity().await?;
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(identity().await?, settled);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_slices_and_endpoints_follow_pod_readiness() -> Result<()> {
     let (_etcd, api, client) = cluster().await?;
