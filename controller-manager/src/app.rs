@@ -154,10 +154,9 @@ pub async fn run(options: Options) -> Result<(), AppError> {
     }
     let config =
         component_base::client::config_from_kubeconfig(options.kubeconfig.as_deref()).await?;
-    let client = kube::Client::try_from(config.clone())
-        .map_err(|e| component_base::client::ClientError::Build(e.to_string()))?;
+    let client = component_base::client::build(&config)?;
     let clients = if options.use_service_account_credentials {
-        ControllerClientBuilder::service_accounts(client.clone(), config)
+        ControllerClientBuilder::service_accounts(client.clone(), config)?
     } else {
         ControllerClientBuilder::Shared(client.clone())
     };

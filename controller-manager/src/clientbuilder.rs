@@ -8,6 +8,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use component_base::client::{ClientError, Transport};
 use http::{header::AUTHORIZATION, HeaderValue, Request, Response, StatusCode};
 use k8s_openapi::api::{
     authentication::v1::{TokenRequest, TokenRequestSpec},
@@ -47,8 +48,8 @@ pub enum ClientBuilderError {
     Token { name: String, source: kube::Error },
     #[error("token request for service account {NAMESPACE}/{0} returned no usable token")]
     NoToken(String),
-    #[error("client for service account {NAMESPACE}/{name}: {source}")]
-    Build { name: String, source: kube::Error },
+    #[error("client for service accounts: {0}")]
+    Build(#[from] ClientError),
 }
 
 /// Hands each controller the client it writes with.
@@ -63,21 +64,27 @@ pub enum ControllerClientBuilder {
 /// Per-account clients: `root` provisions the accounts and requests their tokens.
 pub struct ServiceAccountClients {
     root: Client,
-    /// The process's client configuration without its credentials.
-    anonymous: kube::Config,
+    /// Connections with the process's client configuration but without its credentials,
+    /// shared by every account's client.
+    anonymous: Transport,
     /// One renewed token per account, shared by the controllers that run as it.
     tokens: tokio::sync::Mutex<HashMap<String, Arc<Token>>>,
 }
 
 impl ControllerClientBuilder {
     /// The per-ServiceAccount builder, from the process's client and its configuration.
-    pub fn service_accounts(root: Client, mut config: kube::Config) -> ControllerClientBuilder {
+    pub fn service_accounts(
+        root: Client,
+        mut config: kube::Config,
+    ) -> Result<ControllerClientBuilder, ClientError> {
         config.auth_info = AuthInfo::default();
-        ControllerClientBuilder::ServiceAccounts(Arc::new(ServiceAccountClients {
-            root,
-            anonymous: config,
-            tokens: Default::default(),
-        }))
+        Ok(ControllerClientBuilder::ServiceAccounts(Arc::new(
+            ServiceAccountClients {
+                root,
+                anonymous: Transport::new(&config)?,
+                tokens: Default::default(),
+            },
+        )))
     }
 
     /// The client the controller running as ServiceAccount `account` writes with.
@@ -115,14 +122,7 @@ impl ServiceAccountClients {
                 }
                 res
             });
-        let builder =
-            kube::client::ClientBuilder::try_from(self.anonymous.clone()).map_err(|source| {
-                ClientBuilderError::Build {
-                    name: account.to_string(),
-                    source,
-                }
-            })?;
-        Ok(builder.with_layer(&layer).build())
+        Ok(self.anonymous.builder()?.with_layer(&layer).build())
     }
 }
 
