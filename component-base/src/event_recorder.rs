@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    hash::{BuildHasher, RandomState},
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -54,11 +55,15 @@ pub struct EventRecorder {
     controller: String,
     instance: String,
     series: Mutex<SeriesCache>,
+    /// Hashes event identities for the series cache.
+    identity: RandomState,
 }
 
-/// Recent events by identity, pruned of expired entries at most once per prune interval.
+/// Recent events by identity, pruned of expired entries at most once per prune interval. An
+/// identity is kept as its hash: a scheduler records one for every pod it places, and the
+/// identity's text (object, reason and note) would be most of each entry.
 struct SeriesCache {
-    entries: HashMap<String, Series>,
+    entries: HashMap<u64, Series>,
     last_prune: Instant,
 }
 
@@ -82,6 +87,7 @@ impl EventRecorder {
             client,
             controller: controller.into(),
             instance: instance.into(),
+            identity: RandomState::new(),
             series: Mutex::new(SeriesCache {
                 entries: HashMap::new(),
                 last_prune: Instant::now(),
@@ -103,15 +109,14 @@ impl EventRecorder {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let key = format!(
-            "{}/{}/{}/{}/{}/{}",
-            namespace,
-            regarding.name.as_deref().unwrap_or(""),
-            regarding.uid.as_deref().unwrap_or(""),
+        let key = self.identity.hash_one((
+            &namespace,
+            regarding.name.as_deref(),
+            regarding.uid.as_deref(),
             reason,
             action,
-            note
-        );
+            &note,
+        ));
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let now = MicroTime(jiff::Timestamp::now());
         let repeat = {
