@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::{
     exec,
-    model::{Endpoint, Protocol},
+    model::{Endpoint, Protocol, ServicePortMap},
     net::Family,
     proxier::PortChange,
 };
@@ -25,11 +25,12 @@ pub enum Stale {
     Service { service_ip: IpAddr },
 }
 
-/// The stale UDP entries `changes` leave behind.
-pub fn stale_entries(changes: &[PortChange]) -> Vec<Stale> {
+/// The stale UDP entries `changes` leave behind, `ports` being the service ports now.
+pub fn stale_entries(changes: &[PortChange], ports: &ServicePortMap) -> Vec<Stale> {
     let mut out = Vec::new();
     for c in changes {
-        let proto = c.old.as_ref().or(c.new.as_ref()).map(|p| p.name.protocol);
+        let new = c.current(ports);
+        let proto = c.old.as_ref().or(new).map(|p| p.name.protocol);
         if proto != Some(Protocol::Udp) {
             continue;
         }
@@ -42,7 +43,7 @@ pub fn stale_entries(changes: &[PortChange]) -> Vec<Stale> {
             .unwrap_or_default()
         };
         let before = usable(c.old.as_ref());
-        let after = usable(c.new.as_ref());
+        let after = usable(new);
         if let Some(old) = &c.old {
             for gone in before
                 .iter()
@@ -70,7 +71,7 @@ pub fn stale_entries(changes: &[PortChange]) -> Vec<Stale> {
                 }
             }
         }
-        if let Some(new) = &c.new {
+        if let Some(new) = new {
             if before.is_empty() && !after.is_empty() {
                 for ip in &new.cluster_ips {
                     out.push(Stale::Service { service_ip: *ip });
@@ -165,11 +166,14 @@ mod tests {
         let mut new = old.clone();
         new.cluster_endpoints
             .retain(|e| e.ip.to_string() != "fd00:244::12");
-        let stale = stale_entries(&[PortChange {
-            name: old.name.clone(),
-            old: Some(old),
-            new: Some(new),
-        }]);
+        let ports = [(new.name.clone(), new)].into_iter().collect();
+        let stale = stale_entries(
+            &[PortChange {
+                name: old.name.clone(),
+                old: Some(old),
+            }],
+            &ports,
+        );
         assert_eq!(
             stale,
             vec![Stale::Endpoint {

@@ -509,7 +509,9 @@ impl IptProxier {
             } else {
                 let mut deltas = Vec::new();
                 for c in &changed {
-                    let new = c.new.as_ref().map(|sp| render(sp, &self.cfg, t.family));
+                    let new = c
+                        .current(&self.ports)
+                        .map(|sp| render(sp, &self.cfg, t.family));
                     let old = match &new {
                         Some(f) => t.fragments.insert(c.name.clone(), f.clone()),
                         None => t.fragments.remove(&c.name),
@@ -531,7 +533,7 @@ impl IptProxier {
             full,
             rewritten,
             rules: self.rule_counts(),
-            stale_udp: crate::conntrack::stale_entries(&changed),
+            stale_udp: crate::conntrack::stale_entries(&changed, &self.ports),
         })
     }
 
@@ -729,7 +731,13 @@ impl FamilyTables {
         ] {
             let _ = writeln!(nat, ":{c} - [0:0]");
         }
-        for c in live.iter().chain(self.chains.difference(&live)) {
+        // Declared in descending name order: iptables-nft keeps its chain cache sorted by name
+        // and inserts each declared chain by walking that list from the front, so ascending
+        // declarations cost it a walk over every chain already declared (a third of the full
+        // restore's time at 10 000 services), descending ones almost nothing.
+        let mut declare: Vec<&String> = live.iter().chain(self.chains.difference(&live)).collect();
+        declare.sort_unstable_by(|a, b| b.cmp(a));
+        for c in declare {
             let _ = writeln!(nat, ":{c} - [0:0]");
         }
         let _ = writeln!(
@@ -749,10 +757,12 @@ impl FamilyTables {
         let mut filter = String::from(
             "*filter\n:KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-PROXY-FIREWALL - [0:0]\n",
         );
-        for c in filter_live
+        let mut declare: Vec<&String> = filter_live
             .iter()
             .chain(self.filter_chains.difference(&filter_live))
-        {
+            .collect();
+        declare.sort_unstable_by(|a, b| b.cmp(a));
+        for c in declare {
             let _ = writeln!(filter, ":{c} - [0:0]");
         }
         for (_, f) in &frags {
@@ -957,6 +967,29 @@ mod tests {
         assert!(proxier.tables[0]
             .partial_input(&[(f.clone(), f)])
             .is_empty());
+
+        // A full sync declares the service chains after the shared ones, in descending name
+        // order (cheap for iptables-nft's name-sorted caches), before any rule.
+        proxier.tables[0]
+            .fragments
+            .insert(sp.name.clone(), with_eps.clone());
+        let (full, chains, _) = proxier.tables[0].restore_input(&cfg, None);
+        let nat = &full[full.find("*nat").unwrap()..];
+        let declared: Vec<&str> = nat
+            .lines()
+            .filter_map(|l| l.strip_prefix(':'))
+            .filter_map(|l| l.split_whitespace().next())
+            .skip(4)
+            .collect();
+        let mut expected: Vec<&str> = chains.iter().map(String::as_str).collect();
+        expected.reverse();
+        assert_eq!(declared, expected, "{nat}");
+        assert!(
+            declared.len() == 4,
+            "SVC, EXT and two SEP chains: {declared:?}"
+        );
+        let last_declaration = nat.rfind("\n:").unwrap();
+        assert!(last_declaration < nat.find("\n-A ").unwrap(), "{nat}");
 
         // An IPv6 service port is written only to the ip6tables side, with /128 matches and
         // bracketed DNAT targets.

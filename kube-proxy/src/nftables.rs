@@ -45,7 +45,9 @@ fn endpoint_map(protocol: Protocol, node_port: bool) -> &'static str {
 }
 const NODEPORT_IPS: &str = "nodeport-ips";
 const CLUSTER_CIDRS: &str = "cluster-cidrs";
-const HAIRPIN: &str = "hairpin-endpoints";
+/// `source . source` of new DNATed connections, the dynamic set that recognises hairpin
+/// traffic (see the masquerading chain).
+const HAIRPIN: &str = "hairpin-connections";
 const MARK_MASQ: &str = "mark-for-masquerade";
 const REJECT_CHAIN: &str = "reject-chain";
 const FIREWALL_IPS: &str = "firewall-ips";
@@ -132,8 +134,6 @@ struct Fragment {
     elements: Vec<(&'static str, String, String)>,
     /// Shared chains the elements jump to.
     pickers: BTreeSet<Picker>,
-    /// Endpoint IPs, which are masqueraded when they reach themselves through the service.
-    hairpin: BTreeSet<IpAddr>,
 }
 
 impl Fragment {
@@ -145,6 +145,11 @@ impl Fragment {
 /// The `address . port` an endpoint map element sends traffic to.
 fn endpoint_value(e: &Endpoint) -> String {
     format!("{} . {}", e.ip, e.port)
+}
+
+/// The endpoints of `list` in family `f`.
+fn endpoints_of(list: &[Endpoint], f: Family) -> Vec<&Endpoint> {
+    list.iter().filter(|e| Family::of(&e.ip) == f).collect()
 }
 
 /// Renders one service port for one family.
@@ -179,24 +184,17 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
         };
         format!("meta l4proto {proto} dnat to {dest}")
     };
-    let of_family = |list: &'_ [Endpoint]| -> Vec<Endpoint> {
-        list.iter()
-            .filter(|e| Family::of(&e.ip) == f)
-            .cloned()
-            .collect()
-    };
-    let cluster_eps = of_family(&sp.cluster_endpoints);
-    let external_eps = of_family(&sp.external_endpoints);
-    for e in cluster_eps.iter().chain(external_eps.iter()) {
-        frag.hairpin.insert(e.ip);
-        if let Some(timeout) = sp.affinity_timeout {
+    let cluster_eps = endpoints_of(&sp.cluster_endpoints, f);
+    let external_eps = endpoints_of(&sp.external_endpoints, f);
+    if let Some(timeout) = sp.affinity_timeout {
+        for e in cluster_eps.iter().chain(external_eps.iter()) {
             frag.sets.insert(affinity_set(e), timeout);
         }
     }
     // Services with affinity or a Local external policy pick endpoints with rules in their own
     // chains: a NAT statement ends the chain, so the first rule that fires wins.
     let plain = sp.affinity_timeout.is_none() && !sp.external_policy_local;
-    let select = |targets: &[Endpoint]| -> Vec<String> {
+    let select = |targets: &[&Endpoint]| -> Vec<String> {
         let mut rules = Vec::new();
         let remember = |e: &Endpoint| match sp.affinity_timeout {
             Some(_) => format!("update @{} {{ {ip} saddr }} ", affinity_set(e)),
@@ -232,7 +230,7 @@ fn render(sp: &ServicePort, f: Family, cfg: &ProxyConfig) -> Fragment {
     };
     // Endpoint map elements for traffic to `key`, which the picker's numgen index completes.
     let pick =
-        |frag: &mut Fragment, picker: Picker, map: &'static str, key: &str, eps: &[Endpoint]| {
+        |frag: &mut Fragment, picker: Picker, map: &'static str, key: &str, eps: &[&Endpoint]| {
             frag.pickers.insert(picker);
             for (i, e) in eps.iter().enumerate() {
                 frag.elements
@@ -393,7 +391,7 @@ fn base_objects(
         format!("add map {ip} {TABLE} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }}"),
         format!("add map {ip} {TABLE} {FIREWALL_IPS} {{ type {at} . inet_proto . inet_service : verdict ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}"),
         format!("add set {ip} {TABLE} {NODEPORT_IPS} {{ type {at} ; comment \"IPs that accept NodePort traffic\" ; }}"),
-        format!("add set {ip} {TABLE} {HAIRPIN} {{ type {at} . {at} ; comment \"endpoint . endpoint: traffic from an endpoint to itself through a service\" ; }}"),
+        format!("add set {ip} {TABLE} {HAIRPIN} {{ type {at} . {at} ; flags dynamic,timeout ; timeout 1s ; size 65536 ; comment \"source . source of new DNATed connections: a connection whose destination matches came back to its source\" ; }}"),
         format!("add set {ip} {TABLE} {CLUSTER_CIDRS} {{ type {at} ; flags interval ; comment \"pod CIDRs; traffic from elsewhere is masqueraded\" ; }}"),
     ];
     for p in PROTOCOLS {
@@ -425,8 +423,16 @@ fn base_objects(
         (
             "masquerading".to_string(),
             vec![
+                // Hairpin: an endpoint that reached itself through a service is masqueraded
+                // (upstream marks it in the endpoint's chain when the source is the endpoint).
+                // nft cannot compare two packet fields, so the source is recorded as a
+                // `source . source` pair and the `source . destination` lookup matches exactly
+                // when both are equal: no per-endpoint elements, at one set update per new
+                // DNATed connection (the NAT hooks see first packets only). Entries live 1 s;
+                // should 65 536 distinct sources open connections within one, the update fails
+                // and those hairpin connections go unmasqueraded.
                 format!(
-                    "ct status dnat {ip} saddr . {ip} daddr @{HAIRPIN} masquerade fully-random"
+                    "ct status dnat update @{HAIRPIN} {{ {ip} saddr . {ip} saddr }} {ip} saddr . {ip} daddr @{HAIRPIN} masquerade fully-random"
                 ),
                 format!("meta mark & {mark:#x} == 0 return"),
                 format!("meta mark set meta mark ^ {mark:#x}"),
@@ -528,8 +534,6 @@ struct FamilyState {
     /// Shared picker chains in place (kept until the next full sync once unused).
     pickers: BTreeSet<Picker>,
     node_ips: Vec<IpAddr>,
-    /// How many service ports list each endpoint IP (its hairpin element goes with the last).
-    hairpin_refs: HashMap<IpAddr, usize>,
     written: bool,
 }
 
@@ -650,7 +654,7 @@ impl NftProxier {
             full,
             rewritten,
             rules,
-            stale_udp: crate::conntrack::stale_entries(&changed),
+            stale_udp: crate::conntrack::stale_entries(&changed, &self.ports),
         })
     }
 
@@ -695,7 +699,6 @@ impl NftProxier {
             let _ = writeln!(tx, "flush map {t} {m}");
         }
         refill_set(tx, &t, NODEPORT_IPS, &node_ips);
-        let _ = writeln!(tx, "flush set {t} {HAIRPIN}");
         let cidrs = self.cfg.cluster_cidrs.iter().filter(|c| c.family() == f);
         refill_set(tx, &t, CLUSTER_CIDRS, cidrs);
         for (decl, rules) in &chains {
@@ -765,15 +768,6 @@ impl NftProxier {
                 let _ = writeln!(tx, "delete set {t} {s}");
             }
         }
-        let mut hairpin_refs: HashMap<IpAddr, usize> = HashMap::new();
-        for frag in fragments.values() {
-            for ep in &frag.hairpin {
-                *hairpin_refs.entry(*ep).or_default() += 1;
-            }
-        }
-        for ep in hairpin_refs.keys() {
-            elements.push(HAIRPIN, format!("{ep} . {ep}"));
-        }
         elements.write(tx, &t, "add");
         let n = fragments.len();
         (
@@ -781,7 +775,6 @@ impl NftProxier {
                 fragments,
                 pickers,
                 node_ips,
-                hairpin_refs,
                 written: false,
             },
             n,
@@ -804,15 +797,13 @@ impl NftProxier {
             prev.node_ips = node_ips;
         }
         let mut rewritten = 0;
-        let mut hairpin_before: HashMap<IpAddr, usize> = HashMap::new();
         let (mut dels, mut adds) = (Elements::default(), Elements::default());
         let mut chain_ops = String::new();
         let mut new_pickers = BTreeSet::new();
         for change in changed {
             let old = prev.fragments.remove(&change.name).unwrap_or_default();
             let new = change
-                .new
-                .as_ref()
+                .current(&self.ports)
                 .map(|sp| render(sp, f, &self.cfg))
                 .unwrap_or_default();
             if old == new {
@@ -839,18 +830,6 @@ impl NftProxier {
                 {
                     adds.push(map, format!("{key} : {value}"));
                 }
-            }
-            for ep in old.hairpin.iter().chain(&new.hairpin) {
-                let count = prev.hairpin_refs.get(ep).copied().unwrap_or(0);
-                hairpin_before.entry(*ep).or_insert(count);
-            }
-            for ep in &old.hairpin {
-                if let Some(n) = prev.hairpin_refs.get_mut(ep) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-            for ep in &new.hairpin {
-                *prev.hairpin_refs.entry(*ep).or_default() += 1;
             }
             if old.chains != new.chains || old.sets != new.sets {
                 for c in old.chains.keys() {
@@ -884,17 +863,6 @@ impl NftProxier {
         for picker in new_pickers {
             write_picker(&mut chain_ops, &t, picker, f, &self.cfg);
             prev.pickers.insert(picker);
-        }
-        for (ep, before) in hairpin_before {
-            let now = prev.hairpin_refs.get(&ep).copied().unwrap_or(0);
-            if now == 0 {
-                prev.hairpin_refs.remove(&ep);
-            }
-            match (before > 0, now > 0) {
-                (true, false) => dels.push(HAIRPIN, format!("{ep} . {ep}")),
-                (false, true) => adds.push(HAIRPIN, format!("{ep} . {ep}")),
-                _ => {}
-            }
         }
         dels.write(tx, &t, "delete");
         tx.push_str(&chain_ops);
@@ -1032,7 +1000,6 @@ mod tests {
             "30080 . 1",
             "10.244.0.12 . 8080"
         ));
-        assert_eq!(frag.hairpin.len(), 2);
         assert_eq!(
             Picker::Cluster(2).rules(Family::V4, &cfg()),
             [
@@ -1126,17 +1093,14 @@ mod tests {
         let change = proxier::PortChange {
             name: after.name.clone(),
             old: Some(before),
-            new: Some(after),
         };
         let mut tx = String::new();
         let (st, n) = proxier.incremental_tx(&mut tx, Family::V4, st, &[change], vec![]);
         assert_eq!(n, 1);
         assert_eq!(
             tx,
-            "delete element ip kube-proxy hairpin-endpoints { 10.244.0.12 . 10.244.0.12 }\n\
-             delete element ip kube-proxy nodeport-endpoints-tcp { 30080 . 1 }\n\
+            "delete element ip kube-proxy nodeport-endpoints-tcp { 30080 . 1 }\n\
              delete element ip kube-proxy service-endpoints-tcp { 10.0.0.10 . 80 . 1 }\n\
-             add element ip kube-proxy hairpin-endpoints { 10.244.0.13 . 10.244.0.13 }\n\
              add element ip kube-proxy nodeport-endpoints-tcp { 30080 . 1 : 10.244.0.13 . 8080 }\n\
              add element ip kube-proxy service-endpoints-tcp { 10.0.0.10 . 80 . 1 : 10.244.0.13 . 8080 }\n"
         );

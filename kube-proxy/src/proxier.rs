@@ -16,12 +16,20 @@ pub enum ProxyError {
     Io(#[from] std::io::Error),
 }
 
-/// One service port's before and after.
+/// One service port that changed, with its state before. Its state after is the one in the
+/// service-port map (none when it is gone): a full sync changes every port, and a second copy of
+/// each would cost the sync its allocation time.
 #[derive(Debug, Clone)]
 pub struct PortChange {
     pub name: ServicePortName,
     pub old: Option<ServicePort>,
-    pub new: Option<ServicePort>,
+}
+
+impl PortChange {
+    /// The port as it is now.
+    pub fn current<'a>(&self, ports: &'a ServicePortMap) -> Option<&'a ServicePort> {
+        ports.get(&self.name)
+    }
 }
 
 /// What a sync did, for metrics and logs.
@@ -56,22 +64,18 @@ pub fn apply_changes(ports: &mut ServicePortMap, changes: &Changes) -> Vec<PortC
         for n in old_names {
             if !new_ports.iter().any(|p| p.name == n) {
                 let old = ports.remove(&n);
-                out.push(PortChange {
-                    name: n,
-                    old,
-                    new: None,
-                });
+                out.push(PortChange { name: n, old });
             }
         }
         for p in new_ports {
-            let old = ports.insert(p.name.clone(), p.clone());
-            if old.as_ref() != Some(p) {
-                out.push(PortChange {
-                    name: p.name.clone(),
-                    old,
-                    new: Some(p.clone()),
-                });
+            if ports.get(&p.name) == Some(p) {
+                continue;
             }
+            let old = ports.insert(p.name.clone(), p.clone());
+            out.push(PortChange {
+                name: p.name.clone(),
+                old,
+            });
         }
     }
     out
