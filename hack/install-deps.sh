@@ -9,6 +9,7 @@ PACKAGES=(
   containerd runc containernetworking-plugins busybox-static  # kubelet: CRI runtime, CNI, offline images
   nftables iptables conntrack iproute2 python3 util-linux  # kube-proxy modes, test networks and backends
   procps mount curl ca-certificates openssl tzdata  # test cleanup, certificates (gen-pki.sh), CronJob time zones
+  gcc make                          # jemalloc's build (the scheduler's allocator)
 )
 
 missing=()

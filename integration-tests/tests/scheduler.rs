@@ -1334,6 +1334,9 @@ async fn bench_run(
             .collect()
     };
     latencies.sort();
+    // The footprint of the idle scheduler holding these pods: it returns freed memory to the
+    // system about a second after a burst of work ends.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, metrics) = s.get("/metrics")?;
     let rss = metrics
         .lines()

@@ -30,29 +30,53 @@ pub struct Rejection {
     pub reasons: Vec<String>,
 }
 
-/// One plugin's score of one node. Kept small (the store holds thousands); the weighted score
-/// is derived when served.
-#[derive(Debug, Clone)]
-pub struct PluginScore {
+/// One score plugin of an attempt: a column of its score table.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreColumn {
     pub plugin: &'static str,
-    pub raw: i64,
-    pub normalized: i32,
     pub weight: i32,
 }
 
-impl Serialize for PluginScore {
+/// One plugin's score of one node: a cell of the score table (the plugin and weight are the
+/// column's; the weighted score is derived when served), kept small as the store holds
+/// thousands. Normalised scores lie in 0..=100 and plugins' raw scores are counts, weights
+/// and percentages, so 32 bits hold both (saturating).
+#[derive(Debug, Clone, Copy)]
+struct NodeScore {
+    raw: i32,
+    normalized: i32,
+}
+
+/// A node's row of the score table, as served.
+struct ScoreRow<'a> {
+    columns: &'a [ScoreColumn],
+    cells: &'a [NodeScore],
+}
+
+impl Serialize for ScoreRow<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("PluginScore", 5)?;
-        s.serialize_field("plugin", self.plugin)?;
-        s.serialize_field("raw", &self.raw)?;
-        s.serialize_field("normalized", &self.normalized)?;
-        s.serialize_field("weight", &self.weight)?;
-        s.serialize_field(
-            "weighted",
-            &(i64::from(self.normalized) * i64::from(self.weight)),
-        )?;
-        s.end()
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct Cell<'a>(&'a ScoreColumn, &'a NodeScore);
+        impl Serialize for Cell<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let Cell(column, score) = self;
+                let mut s = serializer.serialize_struct("PluginScore", 5)?;
+                s.serialize_field("plugin", column.plugin)?;
+                s.serialize_field("raw", &score.raw)?;
+                s.serialize_field("normalized", &score.normalized)?;
+                s.serialize_field("weight", &column.weight)?;
+                s.serialize_field(
+                    "weighted",
+                    &(i64::from(score.normalized) * i64::from(column.weight)),
+                )?;
+                s.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.cells.len()))?;
+        for (column, score) in self.columns.iter().zip(self.cells) {
+            seq.serialize_element(&Cell(column, score))?;
+        }
+        seq.end()
     }
 }
 
@@ -64,12 +88,12 @@ struct RejectionGroup {
     omitted: usize,
 }
 
-/// A node that passed every filter, with its scores when it was scored.
+/// A node that passed every filter, with its row of the score table when it was scored.
 #[derive(Debug, Clone)]
 struct Feasible {
     node: Arc<str>,
-    scores: Box<[PluginScore]>,
-    total: Option<i64>,
+    /// The weighted total and the row, when the node was scored.
+    scored: Option<(i64, u32)>,
 }
 
 /// What happened to one node, as served.
@@ -79,8 +103,8 @@ struct NodeVerdict<'a> {
     node: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rejected: Option<&'a Rejection>,
-    #[serde(skip_serializing_if = "<[PluginScore]>::is_empty")]
-    scores: &'a [PluginScore],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scores: Option<ScoreRow<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     total_score: Option<i64>,
 }
@@ -88,11 +112,11 @@ struct NodeVerdict<'a> {
 /// The outcome of one scheduling attempt.
 #[derive(Debug, Clone)]
 pub struct Explanation {
-    pub pod: String,
+    pub pod: Arc<str>,
     pub uid: String,
     pub profile: String,
     pub attempt: u32,
-    pub time: String,
+    pub time: jiff::Timestamp,
     /// `Scheduled`, `Unschedulable` or `Error`.
     pub result: &'static str,
     pub selected_node: Option<String>,
@@ -104,6 +128,10 @@ pub struct Explanation {
     rejected: Vec<RejectionGroup>,
     feasible: Vec<Feasible>,
     feasible_omitted: usize,
+    /// The score plugins, and one row of cells per scored node (row-major), in one
+    /// allocation rather than one per node.
+    score_columns: Box<[ScoreColumn]>,
+    score_table: Vec<NodeScore>,
 }
 
 impl Serialize for Explanation {
@@ -114,8 +142,11 @@ impl Serialize for Explanation {
             nodes.push(NodeVerdict {
                 node: &f.node,
                 rejected: None,
-                scores: &f.scores,
-                total_score: f.total,
+                scores: f
+                    .scored
+                    .filter(|_| !self.score_columns.is_empty())
+                    .map(|(_, row)| self.score_row(row)),
+                total_score: f.scored.map(|(total, _)| total),
             });
         }
         for g in &self.rejected {
@@ -123,18 +154,18 @@ impl Serialize for Explanation {
                 nodes.push(NodeVerdict {
                     node: n,
                     rejected: Some(&g.rejection),
-                    scores: &[],
+                    scores: None,
                     total_score: None,
                 });
             }
         }
         let rejected_omitted: usize = self.rejected.iter().map(|g| g.omitted).sum();
         let mut s = serializer.serialize_struct("Explanation", 15)?;
-        s.serialize_field("pod", &self.pod)?;
+        s.serialize_field("pod", &*self.pod)?;
         s.serialize_field("uid", &self.uid)?;
         s.serialize_field("profile", &self.profile)?;
         s.serialize_field("attempt", &self.attempt)?;
-        s.serialize_field("time", &self.time)?;
+        s.serialize_field("time", &self.time.to_string())?;
         s.serialize_field("result", &self.result)?;
         s.serialize_field("selectedNode", &self.selected_node)?;
         s.serialize_field("message", &self.message)?;
@@ -152,11 +183,11 @@ impl Serialize for Explanation {
 impl Explanation {
     pub fn new(pod: &str, uid: &str, profile: &str, attempt: u32) -> Explanation {
         Explanation {
-            pod: pod.to_string(),
+            pod: Arc::from(pod),
             uid: uid.to_string(),
             profile: profile.to_string(),
             attempt,
-            time: jiff::Timestamp::now().to_string(),
+            time: jiff::Timestamp::now(),
             result: "Error",
             selected_node: None,
             message: String::new(),
@@ -167,6 +198,8 @@ impl Explanation {
             rejected: Vec::new(),
             feasible: Vec::new(),
             feasible_omitted: 0,
+            score_columns: Box::default(),
+            score_table: Vec::new(),
         }
     }
 
@@ -186,19 +219,57 @@ impl Explanation {
         }
     }
 
-    /// Records a node that passed every filter, with its scores if it was scored.
-    pub fn feasible(&mut self, node: &Arc<str>, scores: Vec<PluginScore>, total: Option<i64>) {
+    /// Records a node that passed every filter and was not scored (it was the only one).
+    pub fn feasible(&mut self, node: &Arc<str>) {
         self.feasible.push(Feasible {
             node: node.clone(),
-            scores: scores.into_boxed_slice(),
-            total,
+            scored: None,
         });
+    }
+
+    /// Records the scored feasible nodes: `columns[c]` scored `nodes[n]` with `raw[c][n]`,
+    /// normalised to `normalized[c][n]`, for a weighted total of `totals[n]`.
+    pub fn scored(
+        &mut self,
+        nodes: &[Arc<str>],
+        columns: Vec<ScoreColumn>,
+        raw: &[Vec<i64>],
+        normalized: &[Vec<i64>],
+        totals: &[i64],
+    ) {
+        self.score_table = Vec::with_capacity(nodes.len() * columns.len());
+        for (n, (node, total)) in nodes.iter().zip(totals).enumerate() {
+            for c in 0..columns.len() {
+                self.score_table.push(NodeScore {
+                    raw: saturate(raw[c][n]),
+                    normalized: saturate(normalized[c][n]),
+                });
+            }
+            self.feasible.push(Feasible {
+                node: node.clone(),
+                scored: Some((*total, u32::try_from(n).unwrap_or(u32::MAX))),
+            });
+        }
+        self.score_columns = columns.into_boxed_slice();
+    }
+
+    fn score_row(&self, row: u32) -> ScoreRow<'_> {
+        let width = self.score_columns.len();
+        let row = row as usize;
+        ScoreRow {
+            columns: &self.score_columns,
+            cells: self
+                .score_table
+                .get(row * width..(row + 1) * width)
+                .unwrap_or(&[]),
+        }
     }
 
     /// Keeps the best-scored nodes (and the selected one) and counts the rest.
     pub fn finish(&mut self, selected: Option<&str>) {
         self.selected_node = selected.map(str::to_string);
-        self.feasible.sort_by_key(|f| std::cmp::Reverse(f.total));
+        self.feasible
+            .sort_by_key(|f| std::cmp::Reverse(f.scored.map(|(total, _)| total)));
         if self.feasible.len() > SCORED_NODES_KEPT {
             let chosen = self
                 .feasible
@@ -210,7 +281,24 @@ impl Explanation {
             self.feasible_omitted = self.feasible.len() - SCORED_NODES_KEPT;
             self.feasible.truncate(SCORED_NODES_KEPT);
         }
-        // Stored for thousands of pods: give back what the cycle over-allocated.
+        // Stored for thousands of pods: keep only the kept nodes' rows, and give back what
+        // the cycle over-allocated.
+        let width = self.score_columns.len();
+        let mut table = Vec::with_capacity(self.feasible.len() * width);
+        let mut rows = 0u32;
+        for f in &mut self.feasible {
+            if let Some((_, row)) = &mut f.scored {
+                let old = *row as usize;
+                table.extend_from_slice(
+                    self.score_table
+                        .get(old * width..(old + 1) * width)
+                        .unwrap_or(&[]),
+                );
+                *row = rows;
+                rows += 1;
+            }
+        }
+        self.score_table = table;
         self.feasible.shrink_to_fit();
         self.rejected.shrink_to_fit();
         for g in &mut self.rejected {
@@ -246,6 +334,10 @@ impl Explanation {
     }
 }
 
+fn saturate(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
+}
+
 /// The latest explanation per pod key, bounded by `CAPACITY`.
 #[derive(Default)]
 pub struct Store {
@@ -254,8 +346,8 @@ pub struct Store {
 
 #[derive(Default)]
 struct StoreInner {
-    by_pod: HashMap<String, Arc<Explanation>>,
-    order: VecDeque<String>,
+    by_pod: HashMap<Arc<str>, Arc<Explanation>>,
+    order: VecDeque<Arc<str>>,
 }
 
 impl Store {
@@ -282,7 +374,7 @@ impl Store {
     pub fn remove(&self, key: &str) {
         if let Ok(mut inner) = self.inner.lock() {
             if inner.by_pod.remove(key).is_some() {
-                inner.order.retain(|k| k != key);
+                inner.order.retain(|k| &**k != key);
             }
         }
     }
@@ -303,15 +395,39 @@ mod tests {
         for i in 0..3 {
             e.reject(&Arc::from(format!("n{i}").as_str()), &r);
         }
-        for i in 0..20 {
-            e.feasible(&Arc::from(format!("f{i}").as_str()), vec![], Some(i));
-        }
+        let scored: Vec<Arc<str>> = (0..20)
+            .map(|i| Arc::from(format!("f{i}").as_str()))
+            .collect();
+        let columns = vec![
+            ScoreColumn {
+                plugin: "A",
+                weight: 1,
+            },
+            ScoreColumn {
+                plugin: "B",
+                weight: 2,
+            },
+        ];
+        let raw = vec![(0..20).collect::<Vec<i64>>(), vec![7; 20]];
+        let normalized = vec![(0..20).map(|i| i * 5).collect::<Vec<i64>>(), vec![3; 20]];
+        let totals: Vec<i64> = (0..20).map(|i| i * 5 + 6).collect();
+        e.scored(&scored, columns, &raw, &normalized, &totals);
         e.finish(Some("f0"));
         let json = serde_json::to_value(&e).unwrap();
         let nodes = json["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), SCORED_NODES_KEPT + 3);
         assert_eq!(nodes[0]["node"], "f19");
-        assert!(nodes.iter().any(|n| n["node"] == "f0"));
+        assert_eq!(
+            nodes[0]["scores"],
+            serde_json::json!([
+                {"plugin": "A", "raw": 19, "normalized": 95, "weight": 1, "weighted": 95},
+                {"plugin": "B", "raw": 7, "normalized": 3, "weight": 2, "weighted": 6},
+            ])
+        );
+        assert_eq!(nodes[0]["totalScore"], 101);
+        let f0 = nodes.iter().find(|n| n["node"] == "f0").unwrap();
+        assert_eq!(f0["scores"][0]["raw"], 0);
+        assert_eq!(f0["totalScore"], 6);
         assert_eq!(json["scoredNodesOmitted"], 10);
         assert_eq!(
             nodes[SCORED_NODES_KEPT]["rejected"]["plugin"],

@@ -123,13 +123,6 @@ pub async fn nodes(client: Client, sched: Arc<Scheduler>, synced: Arc<Synced>) {
     .await;
 }
 
-fn is_terminal(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
-}
-
 fn apply_pod(sched: &Scheduler, pod: Pod) {
     let bound = pod
         .spec
@@ -144,7 +137,7 @@ fn apply_pod(sched: &Scheduler, pod: Pod) {
     match info.node_name() {
         Some(node) => {
             sched.queue.delete(&info.key);
-            if is_terminal(&info.pod) {
+            if info.terminal {
                 if sched.cache().remove_pod(&info.key) {
                     sched.on_event(ClusterEvent::AssignedPodDelete);
                 }
@@ -170,12 +163,10 @@ fn apply_pod(sched: &Scheduler, pod: Pod) {
             // Terminating pods are not scheduled; gated pods wait until their
             // schedulingGates are removed (upstream's SchedulingGates plugin).
             let gated = info
-                .pod
-                .spec
-                .as_ref()
+                .spec()
                 .and_then(|s| s.scheduling_gates.as_ref())
                 .is_some_and(|g| !g.is_empty());
-            if info.is_terminating() || is_terminal(&info.pod) || gated {
+            if info.is_terminating() || info.terminal || gated {
                 sched.queue.delete(&info.key);
                 return;
             }

@@ -41,11 +41,7 @@ pub enum Outcome {
 
 /// Whether the pod may preempt at all, as upstream's `PodEligibleToPreemptOthers`.
 pub fn eligible(pod: &PodInfo, snapshot: &Snapshot) -> Result<(), String> {
-    let policy = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.preemption_policy.as_deref());
+    let policy = pod.spec().and_then(|s| s.preemption_policy.as_deref());
     if policy == Some("Never") {
         return Err("not eligible due to preemptionPolicy=Never.".into());
     }

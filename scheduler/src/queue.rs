@@ -192,8 +192,7 @@ impl SchedulingQueue {
             self.add(info);
             return;
         };
-        let changed = e.pod.info.pod.spec != info.pod.spec
-            || e.pod.info.pod.metadata.labels != info.pod.metadata.labels;
+        let changed = e.pod.info.changed_for_scheduling(&info);
         let priority_changed = e.pod.info.priority != info.priority;
         let location = e.location;
         if priority_changed {

@@ -10,10 +10,7 @@ use std::{
 };
 
 use component_base::event_recorder::{EventRecorder, EventType};
-use k8s_openapi::api::{
-    core::v1::{ObjectReference, Pod},
-    policy::v1::PodDisruptionBudget,
-};
+use k8s_openapi::api::{core::v1::Pod, policy::v1::PodDisruptionBudget};
 use kube::{
     api::{Api, DeleteParams, Patch, PatchParams, PostParams},
     Client,
@@ -52,18 +49,6 @@ pub struct Scheduler {
     recorder: Arc<EventRecorder>,
     runtime: tokio::runtime::Handle,
     binding_slots: Arc<tokio::sync::Semaphore>,
-}
-
-fn pod_ref(pod: &Pod) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        namespace: pod.metadata.namespace.clone(),
-        name: pod.metadata.name.clone(),
-        uid: pod.metadata.uid.clone(),
-        resource_version: pod.metadata.resource_version.clone(),
-        ..Default::default()
-    }
 }
 
 impl Scheduler {
@@ -223,8 +208,8 @@ impl Scheduler {
                 tracing::info!(pod = %pod.key, %message, "unable to schedule pod; no fit; waiting");
                 let rejected = diagnosis.unschedulable_plugins.clone();
                 let nominated_node = nominate.as_ref().map(|c| c.node.to_string());
-                if let Some(node) = &nominated_node {
-                    let mut p = (*pod.pod).clone();
+                if let (Some(node), Some(object)) = (&nominated_node, &pod.object) {
+                    let mut p = (**object).clone();
                     p.status
                         .get_or_insert_with(Default::default)
                         .nominated_node_name = Some(node.clone());
@@ -243,7 +228,7 @@ impl Scheduler {
                     };
                     this.recorder
                         .record(
-                            &pod_ref(&pod.pod),
+                            &pod.object_ref(),
                             EventType::Warning,
                             "FailedScheduling",
                             "Scheduling",
@@ -268,7 +253,7 @@ impl Scheduler {
                 self.runtime.spawn(async move {
                     this.recorder
                         .record(
-                            &pod_ref(&pod.pod),
+                            &pod.object_ref(),
                             EventType::Warning,
                             "FailedScheduling",
                             "Scheduling",
@@ -331,7 +316,7 @@ impl Scheduler {
                 tracing::debug!(pod = %pod.key, node = %node, "bound pod");
                 self.recorder
                     .record(
-                        &pod_ref(&pod.pod),
+                        &pod.object_ref(),
                         EventType::Normal,
                         "Scheduled",
                         "Binding",
@@ -356,7 +341,7 @@ impl Scheduler {
                 let msg = format!("Binding rejected: {err}");
                 self.recorder
                     .record(
-                        &pod_ref(&pod.pod),
+                        &pod.object_ref(),
                         EventType::Warning,
                         "FailedScheduling",
                         "Scheduling",
@@ -383,7 +368,7 @@ impl Scheduler {
                     tracing::info!(victim = %victim.key, preemptor = %preemptor.key, node = %candidate.node, "preempting pod");
                     self.recorder
                         .record(
-                            &pod_ref(&victim.pod),
+                            &victim.object_ref(),
                             EventType::Normal,
                             "Preempted",
                             "Preempting",
@@ -409,7 +394,7 @@ impl Scheduler {
         message: &str,
         nominated: Option<String>,
     ) {
-        let status = pod.pod.status.as_ref();
+        let status = pod.object.as_ref().and_then(|p| p.status.as_ref());
         let current = status
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));

@@ -111,11 +111,9 @@ impl Workloads {
         }
         let mut expressions = Vec::new();
         let owner = pod
-            .pod
-            .metadata
-            .owner_references
+            .object
             .iter()
-            .flatten()
+            .flat_map(|p| p.metadata.owner_references.iter().flatten())
             .find(|o| o.controller == Some(true));
         if let Some(owner) = owner {
             let key = format!("{}/{}", pod.namespace, owner.name);

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     config::{ConfigError, PluginSet, Profile as ProfileConfig},
-    explain::{Explanation, PluginScore, Rejection},
+    explain::{Explanation, Rejection, ScoreColumn},
     plugins,
 };
 
@@ -304,7 +304,7 @@ impl Profile {
                 if filter_one(node).is_ok() {
                     explain.evaluated_nodes = 1;
                     explain.feasible_nodes = 1;
-                    explain.feasible(&node.name, Vec::new(), None);
+                    explain.feasible(&node.name);
                     return Ok(node.name.clone());
                 }
             }
@@ -345,7 +345,7 @@ impl Profile {
             return Err(ScheduleError::Unschedulable(diagnosis));
         }
         if feasible.len() == 1 {
-            explain.feasible(&feasible[0].name, Vec::new(), None);
+            explain.feasible(&feasible[0].name);
             return Ok(feasible[0].name.clone());
         }
         let totals = self
@@ -370,39 +370,33 @@ impl Profile {
             }
         }
         let mut totals = vec![0i64; feasible.len()];
-        let mut per_node: Vec<Vec<PluginScore>> = (0..feasible.len())
-            .map(|_| Vec::with_capacity(self.score.len()))
-            .collect();
-        let mut raw = vec![0i64; feasible.len()];
+        let mut columns = Vec::with_capacity(self.score.len());
+        let mut raw_scores = Vec::with_capacity(self.score.len());
+        let mut normalized_scores = Vec::with_capacity(self.score.len());
         for (plugin, weight) in &self.score {
             if skip.contains(plugin.name()) {
                 continue;
             }
-            for (i, node) in feasible.iter().enumerate() {
-                raw[i] = plugin.score(state, pod, node)?;
-            }
+            let raw = feasible
+                .iter()
+                .map(|node| plugin.score(state, pod, node))
+                .collect::<Result<Vec<i64>, Status>>()?;
             let mut normalized = raw.clone();
             plugin.normalize(state, pod, &mut normalized);
-            for i in 0..feasible.len() {
-                let weighted = normalized[i] * weight;
-                totals[i] += weighted;
-                per_node[i].push(PluginScore {
-                    plugin: plugin.name(),
-                    raw: raw[i],
-                    normalized: saturate(normalized[i]),
-                    weight: saturate(*weight),
-                });
+            for (total, score) in totals.iter_mut().zip(&normalized) {
+                *total += score * weight;
             }
+            columns.push(ScoreColumn {
+                plugin: plugin.name(),
+                weight: i32::try_from(*weight).unwrap_or(i32::MAX),
+            });
+            raw_scores.push(raw);
+            normalized_scores.push(normalized);
         }
-        for ((node, scores), total) in feasible.iter().zip(per_node).zip(&totals) {
-            explain.feasible(&node.name, scores, Some(*total));
-        }
+        let names: Vec<Arc<str>> = feasible.iter().map(|n| n.name.clone()).collect();
+        explain.scored(&names, columns, &raw_scores, &normalized_scores, &totals);
         Ok(totals)
     }
-}
-
-fn saturate(v: i64) -> i32 {
-    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
 }
 
 /// The highest-scoring node, ties broken uniformly at random (reservoir sampling).

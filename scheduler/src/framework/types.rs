@@ -7,7 +7,9 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::{Node, Pod, PodAffinityTerm, PodSpec, PodStatus, Taint, Toleration, Volume},
+    api::core::v1::{
+        Node, ObjectReference, Pod, PodAffinityTerm, PodSpec, PodStatus, Taint, Toleration, Volume,
+    },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 
@@ -142,7 +144,9 @@ impl AffinityTerm {
 /// A pod with everything the plugins need computed once.
 #[derive(Debug)]
 pub struct PodInfo {
-    pub pod: Arc<Pod>,
+    /// The whole object while the pod waits to be scheduled. Bound pods drop it: the cache
+    /// keeps thousands of them and reads only the facts below (a `Pod` alone is over 2 KiB).
+    pub object: Option<Arc<Pod>>,
     pub key: String,
     pub namespace: String,
     pub name: String,
@@ -158,6 +162,57 @@ pub struct PodInfo {
     pub preferred_affinity: Vec<AffinityTerm>,
     pub preferred_anti_affinity: Vec<AffinityTerm>,
     pub images: Vec<String>,
+    pub resource_version: Option<String>,
+    node_name: Option<String>,
+    scheduler_name: Option<String>,
+    nominated_node: Option<String>,
+    deleting: bool,
+    /// The pod has succeeded or failed: it holds no resources.
+    pub terminal: bool,
+    /// Inline disks that cannot be attached twice (what VolumeRestrictions compares).
+    pub disks: Vec<Volume>,
+}
+
+/// The parts of a pending pod that are read after its facts are derived: what the plugins,
+/// events and status updates consult. Containers (their requests, ports and images are
+/// derived) and the rest of the status are left out, so a queue of thousands of pods stays
+/// small.
+fn scheduling_view(pod: &Pod) -> Pod {
+    let meta = &pod.metadata;
+    Pod {
+        metadata: ObjectMeta {
+            name: meta.name.clone(),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            labels: meta.labels.clone(),
+            owner_references: meta.owner_references.clone(),
+            deletion_timestamp: meta.deletion_timestamp.clone(),
+            ..Default::default()
+        },
+        spec: pod.spec.as_ref().map(|s| PodSpec {
+            affinity: s.affinity.clone(),
+            node_name: s.node_name.clone(),
+            node_selector: s.node_selector.clone(),
+            preemption_policy: s.preemption_policy.clone(),
+            priority: s.priority,
+            scheduler_name: s.scheduler_name.clone(),
+            scheduling_gates: s.scheduling_gates.clone(),
+            tolerations: s.tolerations.clone(),
+            topology_spread_constraints: s.topology_spread_constraints.clone(),
+            ..Default::default()
+        }),
+        status: pod.status.as_ref().map(|s| PodStatus {
+            conditions: s.conditions.as_ref().map(|c| {
+                c.iter()
+                    .filter(|c| c.type_ == "PodScheduled")
+                    .cloned()
+                    .collect()
+            }),
+            nominated_node_name: s.nominated_node_name.clone(),
+            ..Default::default()
+        }),
+    }
 }
 
 /// Image names as upstream's ImageLocality normalises them: a missing tag means `latest`.
@@ -255,51 +310,66 @@ impl PodInfo {
                 .unwrap_or_default(),
             namespace,
             name,
-            pod,
+            resource_version: pod.metadata.resource_version.clone(),
+            node_name: spec
+                .and_then(|s| s.node_name.clone())
+                .filter(|n| !n.is_empty()),
+            scheduler_name: spec.and_then(|s| s.scheduler_name.clone()),
+            nominated_node: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.clone())
+                .filter(|n| !n.is_empty()),
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+            terminal: matches!(
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded") | Some("Failed")
+            ),
+            disks: spec
+                .and_then(|s| s.volumes.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|v| crate::plugins::volume_restrictions::has_disk(v))
+                .cloned()
+                .collect(),
+            object: Some(Arc::new(scheduling_view(&pod))),
         }
     }
 
-    /// A pod bound to a node, as the cache keeps it: the derived facts plus only the parts of
-    /// the object that are read about pods already placed (identity for events and deletion,
-    /// labels, termination, inline disks), so that thousands of bound pods stay small.
+    /// A pod bound to a node, as the cache keeps it: the derived facts without the object.
     pub fn bound(pod: Pod) -> PodInfo {
         let mut info = PodInfo::new(Arc::new(pod));
-        let full = &info.pod;
-        let meta = &full.metadata;
-        let spec = full.spec.as_ref();
-        let disks: Vec<Volume> = spec
-            .and_then(|s| s.volumes.as_ref())
-            .into_iter()
-            .flatten()
-            .filter(|v| crate::plugins::volume_restrictions::has_disk(v))
-            .cloned()
-            .collect();
-        let trimmed = Pod {
-            metadata: ObjectMeta {
-                name: meta.name.clone(),
-                namespace: meta.namespace.clone(),
-                uid: meta.uid.clone(),
-                resource_version: meta.resource_version.clone(),
-                labels: meta.labels.clone(),
-                deletion_timestamp: meta.deletion_timestamp.clone(),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                node_name: spec.and_then(|s| s.node_name.clone()),
-                scheduler_name: spec.and_then(|s| s.scheduler_name.clone()),
-                priority: spec.and_then(|s| s.priority),
-                volumes: (!disks.is_empty()).then_some(disks),
-                ..Default::default()
-            }),
-            status: full.status.as_ref().map(|s| PodStatus {
-                phase: s.phase.clone(),
-                ..Default::default()
-            }),
-        };
-        info.pod = Arc::new(trimmed);
+        info.object = None;
         info.tolerations = Vec::new();
         info.images = Vec::new();
         info
+    }
+
+    /// Whether a pending pod changed in a way that could change where it fits.
+    pub fn changed_for_scheduling(&self, newer: &PodInfo) -> bool {
+        self.spec() != newer.spec()
+            || self.labels != newer.labels
+            || self.requests != newer.requests
+            || self.host_ports != newer.host_ports
+            || self.images != newer.images
+    }
+
+    /// The pod's spec, while the object is kept (see [`PodInfo::object`]).
+    pub fn spec(&self) -> Option<&PodSpec> {
+        self.object.as_ref().and_then(|p| p.spec.as_ref())
+    }
+
+    /// A reference to the pod for events.
+    pub fn object_ref(&self) -> ObjectReference {
+        ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(self.namespace.clone()),
+            name: Some(self.name.clone()),
+            uid: Some(self.uid.clone()),
+            resource_version: self.resource_version.clone(),
+            ..Default::default()
+        }
     }
 
     pub fn has_affinity(&self) -> bool {
@@ -310,31 +380,21 @@ impl PodInfo {
     }
 
     pub fn scheduler_name(&self) -> &str {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.scheduler_name.as_deref())
+        self.scheduler_name
+            .as_deref()
             .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME)
     }
 
     pub fn node_name(&self) -> Option<&str> {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-            .filter(|n| !n.is_empty())
+        self.node_name.as_deref()
     }
 
     pub fn nominated_node(&self) -> Option<&str> {
-        self.pod
-            .status
-            .as_ref()
-            .and_then(|s| s.nominated_node_name.as_deref())
-            .filter(|n| !n.is_empty())
+        self.nominated_node.as_deref()
     }
 
     pub fn is_terminating(&self) -> bool {
-        self.pod.metadata.deletion_timestamp.is_some()
+        self.deleting
     }
 }
 

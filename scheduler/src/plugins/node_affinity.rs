@@ -12,9 +12,7 @@ const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
 pub struct NodeAffinity;
 
 fn node_affinity(pod: &PodInfo) -> Option<&k8s_openapi::api::core::v1::NodeAffinity> {
-    pod.pod
-        .spec
-        .as_ref()
+    pod.spec()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
 }
@@ -29,7 +27,7 @@ impl Plugin for NodeAffinity {
     }
 
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
-        let selector = pod.pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
+        let selector = pod.spec().and_then(|s| s.node_selector.as_ref());
         if let Some(selector) = selector {
             if selector.iter().any(|(k, v)| node.labels.get(k) != Some(v)) {
                 return Err(Status::unresolvable(REASON));

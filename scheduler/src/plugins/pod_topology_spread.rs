@@ -112,7 +112,7 @@ fn constraint(
 /// Whether the node passes the pod's node selector and required node affinity
 /// (`nodeAffinityPolicy: Honor`, the default).
 fn honors_node_affinity(pod: &PodInfo, node: &NodeInfo) -> bool {
-    let spec = pod.pod.spec.as_ref();
+    let spec = pod.spec();
     if let Some(sel) = spec.and_then(|s| s.node_selector.as_ref()) {
         if sel.iter().any(|(k, v)| node.labels.get(k) != Some(v)) {
             return false;
@@ -211,9 +211,7 @@ impl PodTopologySpread {
         snapshot: &Snapshot,
     ) -> (Vec<Constraint>, bool) {
         let own: &[TopologySpreadConstraint] = pod
-            .pod
-            .spec
-            .as_ref()
+            .spec()
             .and_then(|s| s.topology_spread_constraints.as_deref())
             .unwrap_or(&[]);
         if !own.is_empty() {

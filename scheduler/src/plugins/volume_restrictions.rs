@@ -13,14 +13,6 @@ const REASON: &str = "node(s) had no available disk";
 
 pub struct VolumeRestrictions;
 
-fn volumes(pod: &PodInfo) -> &[Volume] {
-    pod.pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_deref())
-        .unwrap_or(&[])
-}
-
 /// Whether the volume is an inline disk this plugin guards.
 pub fn has_disk(v: &Volume) -> bool {
     v.gce_persistent_disk.is_some()
@@ -69,7 +61,7 @@ impl Plugin for VolumeRestrictions {
         pod: &PodInfo,
         _: &Snapshot,
     ) -> Result<PreFilterResult, Status> {
-        Ok(if volumes(pod).iter().any(has_disk) {
+        Ok(if !pod.disks.is_empty() {
             PreFilterResult::Continue
         } else {
             PreFilterResult::Skip
@@ -77,11 +69,11 @@ impl Plugin for VolumeRestrictions {
     }
 
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
-        for v in volumes(pod).iter().filter(|v| has_disk(v)) {
+        for v in &pod.disks {
             if node
                 .pods
                 .iter()
-                .any(|existing| volumes(existing).iter().any(|e| conflicts(v, e)))
+                .any(|existing| existing.disks.iter().any(|e| conflicts(v, e)))
             {
                 return Err(Status::unschedulable(REASON));
             }
