@@ -47,7 +47,8 @@ ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
 
 cat >"$NODE_DIR/cni/10-ferrokube.conflist" <<JSON
 {"cniVersion": "0.4.0", "name": "ferrokube", "plugins": [
-  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "isDefaultGateway": true, "ipMasq": true,
+   "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_SUBNET", "gateway": "$gateway"}]],
             "dataDir": "$NODE_DIR/ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}},
