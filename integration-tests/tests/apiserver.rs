@@ -1596,3 +1596,69 @@ async fn metadata_and_table_watches_convert_each_event() {
         "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
     );
 }
+
+/// The daemons' client (component-base) negotiates HTTP/2 with the apiserver, as client-go
+/// does, so a watch and concurrent requests share one connection; the stock kube-rs client
+/// used by the other tests stays on HTTP/1.1.
+#[tokio::test]
+async fn daemon_client_speaks_http2_on_one_connection() {
+    let etcd = Etcd::start().unwrap();
+    let server = ApiServer::start(&etcd).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let daemon = component_base::client::from_kubeconfig(Some(&server.kubeconfig))
+        .await
+        .unwrap();
+    let version = |client: Client| async move {
+        let request = http::Request::get("/version")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        client.send(request).await.unwrap().version()
+    };
+    assert_eq!(version(daemon.clone()).await, http::Version::HTTP_2);
+
+    // A watch stays open while 20 creates run at once: all on the one connection.
+    let cms: Api<ConfigMap> = Api::namespaced(daemon.clone(), "default");
+    let mut events = watcher(cms.clone(), watcher::Config::default()).boxed();
+    let _ = events.next().await;
+    futures::future::try_join_all((0..20).map(|i| {
+        let cms = cms.clone();
+        async move {
+            cms.create(&PostParams::default(), &cm(&format!("h2-{i}"), json!({})))
+                .await
+        }
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        established_to(&server),
+        1,
+        "the watch and 20 concurrent creates share one connection"
+    );
+
+    assert_eq!(
+        version(server.client().await.unwrap()).await,
+        http::Version::HTTP_11
+    );
+}
+
+/// Established TCP connections to the apiserver's port (each seen from the client side).
+fn established_to(server: &ApiServer) -> usize {
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap();
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // remote address, then state: 01 is ESTABLISHED.
+            f.get(2)
+                .is_some_and(|r| r.ends_with(&format!(":{port:04X}")))
+                && f.get(3) == Some(&"01")
+        })
+        .count()
+}
