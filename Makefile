@@ -25,9 +25,10 @@ up: build
 down:
 	@CLUSTER_DIR=$(CLUSTER_DIR) hack/down.sh
 
-## clean-cluster: stop the cluster and delete its data and certificates.
+## clean-cluster: stop the cluster and delete its data, certificates and pod-network bridge.
 clean-cluster: down
 	rm -rf $(CLUSTER_DIR)
+	@if ip link show ferrokube0 >/dev/null 2>&1; then ip link del ferrokube0; fi
 
 ## test: unit tests and the end-to-end suites against real etcd, apiserver and kubectl.
 test: deps
