@@ -27,6 +27,11 @@ use tower::{retry::RetryLayer, util::BoxService, BoxError, ServiceBuilder};
 /// (client-go's ReadIdleTimeout and PingTimeout).
 const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(15);
+/// HTTP/2 flow-control windows, as Go's transport sets them: each stream may have 4 MiB in
+/// flight, and the connection's window is large enough that a watch whose reader falls behind
+/// stalls only itself, never the other watches and requests on the connection.
+const HTTP2_STREAM_WINDOW: u32 = 4 << 20;
+const HTTP2_CONNECTION_WINDOW: u32 = 1 << 30;
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +98,8 @@ impl Transport {
             .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
             .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
             .http2_keep_alive_while_idle(true)
+            .http2_initial_stream_window_size(HTTP2_STREAM_WINDOW)
+            .http2_initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
             .build(connector);
         Ok(Transport {
             pool,
